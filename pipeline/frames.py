@@ -1,0 +1,178 @@
+"""Video file to a fixed-length clip of letterboxed RGB frames.
+
+The one place that turns a video into model pixels: `prepare` and `predict` both call
+`read_clip`, so training and serving see the same frames. No TensorFlow here: this module
+runs in prepare's worker processes.
+
+Decoding uses PyAV (FFmpeg), because it exposes what OpenCV hides: the real packets, the
+display rotation and (for the benchmarks issue) the container's keyframe index. OpenCV does
+the resizing and JPEG encoding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Iterator, Sequence
+
+import av
+import cv2
+import numpy as np
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+class VideoError(Exception):
+    """A video that cannot give a clip: the message names the file and the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """A sampled clip.
+
+    frames: uint8 [num_frames, height, width, 3], RGB.
+    indices: for each frame, its index among the video's decoded frames.
+    frames_decoded: how many frames the video really holds (decoded, not the container's count).
+    """
+
+    frames: np.ndarray
+    indices: tuple[int, ...]
+    frames_decoded: int
+
+
+def is_video_file(name: str) -> bool:
+    """True when the file name has a known video extension, in any case."""
+    return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+def sample_indices(num_available: int, num_frames: int) -> list[int]:
+    """Indices of `num_frames` frames spread evenly over `num_available` frames.
+
+    Each index is the centre of one of `num_frames` equal stretches, so the first and last
+    stretches are treated alike. With fewer frames than asked, frames repeat in order.
+    """
+    if num_available < 1 or num_frames < 1:
+        raise ValueError(f"need num_available >= 1 and num_frames >= 1, got {num_available}, {num_frames}")
+    return [min(num_available - 1, ((2 * k + 1) * num_available) // (2 * num_frames)) for k in range(num_frames)]
+
+
+def letterbox(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pad with black, centred, to the height:width aspect ratio, then resize (area interpolation).
+
+    frame: uint8 [h, w, 3]. Returns uint8 [height, width, 3].
+    """
+    h, w = frame.shape[:2]
+    # Integer cross-multiplication decides which side to pad, so no float rounding flips it.
+    if w * height > h * width:  # too wide: pad top and bottom
+        padded_h = (w * height + width // 2) // width
+        top = (padded_h - h) // 2
+        frame = cv2.copyMakeBorder(frame, top, padded_h - h - top, 0, 0, cv2.BORDER_CONSTANT, value=0)
+    elif w * height < h * width:  # too tall: pad left and right
+        padded_w = (h * width + height // 2) // height
+        left = (padded_w - w) // 2
+        frame = cv2.copyMakeBorder(frame, 0, 0, left, padded_w - w - left, cv2.BORDER_CONSTANT, value=0)
+    if frame.shape[:2] == (height, width):
+        return np.ascontiguousarray(frame)
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _open(path: str) -> av.container.InputContainer:
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: cannot open as a video: {e}") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: no video stream")
+    return container
+
+
+def _count_packets(path: str) -> int:
+    """Video packets that really hold data: read from the file, not the container's header."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        count = 0
+        try:
+            for packet in container.demux(stream):
+                if packet.size > 0:
+                    count += 1
+        except av.FFmpegError:
+            pass  # a truncated file: what was read so far is what it holds
+    return count
+
+
+def _decoded_frames(path: str) -> Iterator[av.VideoFrame]:
+    """Every decodable frame in order; stops quietly at the first decoder error (truncated data)."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                yield frame
+        except av.FFmpegError:
+            return
+
+
+def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """RGB uint8 [h, w, 3], turned the way the file says it should be displayed."""
+    rgb = frame.to_ndarray(format="rgb24")
+    quarter_turns = round(frame.rotation / 90) % 4  # degrees counter-clockwise
+    if quarter_turns:
+        rgb = np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
+    return rgb
+
+
+def _collect(path: str, plan: Sequence[int], height: int, width: int) -> tuple[dict[int, np.ndarray], int]:
+    """One sequential decode: letterbox the planned frames, count every frame."""
+    wanted = set(plan)
+    kept: dict[int, np.ndarray] = {}
+    count = 0
+    for index, frame in enumerate(_decoded_frames(path)):
+        if index in wanted:
+            kept[index] = letterbox(_to_rgb(frame), height, width)
+        count = index + 1
+    return kept, count
+
+
+def read_clip(path: str, num_frames: int, height: int, width: int) -> Clip:
+    """Decode `path` and keep `num_frames` frames spread evenly over the frames it really holds.
+
+    Frame-accurate: frame i of the clip is exactly decoded frame `indices[i]`. The container's
+    frame count is not trusted: packets are counted by reading the file, and when decoding
+    gives another count (a truncated or odd file) the plan is made again on the real count.
+    Raises VideoError naming the file when there is no decodable frame.
+    """
+    guess = _count_packets(path)
+    plan = sample_indices(max(guess, 1), num_frames)
+    kept, decoded = _collect(path, plan, height, width)
+    if decoded == 0:
+        raise VideoError(f"{path}: no decodable video frame")
+    if decoded != guess:
+        plan = sample_indices(decoded, num_frames)
+        kept, decoded_again = _collect(path, plan, height, width)
+        if decoded_again != decoded or not set(plan) <= kept.keys():
+            raise VideoError(f"{path}: decoder gave {decoded} then {decoded_again} frames; unstable file")
+    frames = np.stack([kept[i] for i in plan])
+    return Clip(frames=frames, indices=tuple(plan), frames_decoded=decoded)
+
+
+def encode_jpeg(frames: np.ndarray, quality: int) -> list[bytes]:
+    """JPEG-encode each RGB frame. frames: uint8 [T, H, W, 3]. Deterministic for fixed input."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    out = []
+    for frame in frames:
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), params)
+        if not ok:
+            raise VideoError(f"JPEG encoding failed for a frame of shape {frame.shape}")
+        out.append(buf.tobytes())
+    return out
+
+
+def read_encoded_clip(job: tuple[str, int, int, int, int]) -> tuple[list[bytes], tuple[int, ...], int]:
+    """prepare's per-video task: (path, num_frames, height, width, jpeg_quality) to
+    (JPEG per frame, frame indices, frames decoded). Runs in a worker process."""
+    path, num_frames, height, width, quality = job
+    clip = read_clip(path, num_frames, height, width)
+    return encode_jpeg(clip.frames, quality), clip.indices, clip.frames_decoded

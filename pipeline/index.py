@@ -1,0 +1,168 @@
+"""The list of videos to prepare: found in a class-per-folder tree or read from a CSV, then split.
+
+No TensorFlow and no decoding here: just paths, labels, groups and splits.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import dataclasses
+import os
+import re
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from pipeline.frames import is_video_file
+
+SPLITS = ("train", "validation", "test")
+
+
+class DatasetError(Exception):
+    """The data set as a whole cannot be used: the message says which path and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Video:
+    """One video to prepare.
+
+    path: where to read it. source: path relative to the data dir, '/'-separated (recorded).
+    group: clips of one group always land in one split. split: fixed split, or '' to assign.
+    """
+
+    path: str
+    source: str
+    label_name: str
+    group: str = ""
+    split: str = ""
+
+
+def _class_folders(data_dir: str) -> list[str]:
+    if not os.path.isdir(data_dir):
+        raise DatasetError(f"{data_dir}: data dir does not exist or is not a directory")
+    names = sorted(n for n in os.listdir(data_dir) if not n.startswith(".") and os.path.isdir(os.path.join(data_dir, n)))
+    if not names:
+        raise DatasetError(f"{data_dir}: no class folders (expected one folder of videos per class)")
+    return names
+
+
+def _videos_under(data_dir: str, folder: str) -> list[Video]:
+    found = []
+    for root, dirs, files in os.walk(os.path.join(data_dir, folder)):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if is_video_file(name) and not name.startswith("."):
+                path = os.path.join(root, name)
+                source = os.path.relpath(path, data_dir).replace(os.sep, "/")
+                found.append(Video(path=path, source=source, label_name=folder))
+    return found
+
+
+def index_tree(data_dir: str) -> list[Video]:
+    """Every video file (by extension, any case) under each class folder of `data_dir`, sorted.
+
+    Folders holding no video are not classes. Raises DatasetError when no video is found.
+    """
+    videos = [v for folder in _class_folders(data_dir) for v in _videos_under(data_dir, folder)]
+    if not videos:
+        raise DatasetError(f"{data_dir}: no video files (extensions: .mp4 .avi .mov .mkv .webm .m4v)")
+    return videos
+
+
+def index_csv(csv_path: str, data_dir: str | None = None) -> list[Video]:
+    """Videos listed in a CSV with a header: path, label, and optionally group and split.
+
+    Relative paths are taken from `data_dir`, or else from the CSV's own folder.
+    """
+    base = data_dir or os.path.dirname(os.path.abspath(csv_path))
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise DatasetError(f"{csv_path}: cannot read index CSV: {e}") from e
+    videos = []
+    for line, row in enumerate(rows, start=2):
+        if not row.get("path") or not row.get("label"):
+            raise DatasetError(f"{csv_path}:{line}: each row needs 'path' and 'label' columns")
+        split = (row.get("split") or "").strip()
+        if split and split not in SPLITS:
+            raise DatasetError(f"{csv_path}:{line}: split {split!r} is not one of {', '.join(SPLITS)}")
+        path = os.path.join(base, row["path"])
+        source = os.path.relpath(path, base).replace(os.sep, "/")
+        videos.append(Video(path, source, row["label"].strip(), (row.get("group") or "").strip(), split))
+    if not videos:
+        raise DatasetError(f"{csv_path}: index CSV lists no video")
+    return sorted(videos, key=lambda v: v.source)
+
+
+def resolve_labels(videos: Sequence[Video], label_names: Sequence[str] | None) -> tuple[list[str], list[Video]]:
+    """Label names (given order, else sorted) and the videos whose label is among them."""
+    if not label_names:
+        return sorted({v.label_name for v in videos}), list(videos)
+    if len(set(label_names)) != len(label_names):
+        raise DatasetError(f"--label_names has duplicates: {list(label_names)}")
+    wanted = set(label_names)
+    kept = [v for v in videos if v.label_name in wanted]
+    if not kept:
+        raise DatasetError(f"no video has a label among --label_names {list(label_names)}")
+    return list(label_names), kept
+
+
+def assign_groups(videos: Iterable[Video], group_regex: str | None) -> list[Video]:
+    """Give each video its group: the regex's first group on the file name, else the CSV's, else itself."""
+    pattern = re.compile(group_regex) if group_regex else None
+    if pattern is not None and pattern.groups < 1:
+        raise DatasetError(f"--group_regex {group_regex!r} has no capturing group")
+    out = []
+    for v in videos:
+        group = v.group or v.source
+        if pattern is not None:
+            match = pattern.search(os.path.basename(v.source))
+            if match is None or match.group(1) is None:
+                raise DatasetError(f"{v.path}: file name does not match --group_regex {group_regex!r}")
+            group = match.group(1)
+        out.append(dataclasses.replace(v, group=group))
+    return out
+
+
+def split_videos(
+    videos: Sequence[Video], fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> dict[str, list[Video]]:
+    """Stratified, grouped, seeded split into train/validation/test.
+
+    Groups are dealt out largest first (ties in seeded random order); each goes to the split
+    whose per-class counts fall furthest below their target fractions. With one clip per group
+    this is an ordinary stratified split. Within a split the order is shuffled (seeded), so
+    shards mix classes. Videos with a fixed split (from a CSV) keep it.
+    """
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise DatasetError(f"split fractions must be three non-negative numbers summing to 1, got {list(fractions)}")
+    rng = np.random.default_rng(seed)
+    target = dict(zip(SPLITS, fractions))
+    counts = {s: collections.Counter() for s in SPLITS}
+    out: dict[str, list[Video]] = {s: [] for s in SPLITS}
+    for v in videos:
+        if v.split:
+            out[v.split].append(v)
+            counts[v.split][v.label_name] += 1
+    groups: dict[str, list[Video]] = collections.defaultdict(list)
+    for v in videos:
+        if not v.split:
+            groups[v.group].append(v)
+    totals = collections.Counter(v.label_name for v in videos)
+    keys = sorted(groups)
+    tiebreak = dict(zip(keys, rng.permutation(len(keys))))
+    for key in sorted(keys, key=lambda k: (-len(groups[k]), tiebreak[k])):
+        per_class = collections.Counter(v.label_name for v in groups[key])
+
+        def deficit(s: str) -> float:
+            return sum(n * (target[s] * totals[c] - counts[s][c]) for c, n in per_class.items())
+
+        best = max(SPLITS, key=lambda s: (deficit(s), -SPLITS.index(s)))
+        out[best].extend(groups[key])
+        counts[best].update(per_class)
+    for s in SPLITS:
+        out[s].sort(key=lambda v: v.source)
+        out[s] = [out[s][i] for i in rng.permutation(len(out[s]))]
+    return out

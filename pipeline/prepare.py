@@ -1,0 +1,81 @@
+"""Prepare a class-per-folder video tree (or an index CSV) as TFRecord shards.
+
+    python -m pipeline.prepare --data_dir=DIR --output_dir=OUT [flags]
+
+Writes OUT/<split>-NNNNN-of-MMMMM.tfrecord and OUT/manifest.json. Run it again with the same
+arguments after an interruption and it resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from pipeline import index
+
+# Decoding workers are spawned and re-import this module by name, so it must not import
+# TensorFlow at import time: `writer` (which does) is imported inside main().
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_dir", None, "Class-per-folder video tree (folder name = class name).")
+flags.DEFINE_string("index_csv", None, "CSV with columns path,label[,group][,split]; paths relative to --data_dir or the CSV's folder.")
+flags.DEFINE_string("output_dir", None, "Where shards and manifest.json go.")
+flags.DEFINE_list("label_names", None, "Class names in label-id order (default: sorted folder names).")
+flags.DEFINE_integer("num_frames", 10, "Frames kept per clip, spread evenly over the video.")
+flags.DEFINE_integer("height", 240, "Frame height after letterboxing.")
+flags.DEFINE_integer("width", 320, "Frame width after letterboxing.")
+flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of stored frames (1-100).")
+flags.DEFINE_float("shard_size_mb", 64.0, "Target shard size in MiB.")
+flags.DEFINE_list("split_fractions", ["0.7", "0.15", "0.15"], "train,validation,test fractions.")
+flags.DEFINE_integer("seed", 0, "Seed of the split and of the order of clips within a split.")
+flags.DEFINE_string("group_regex", "", "Regex whose first group, on the file name, names a group kept in one split (e.g. an actor).")
+flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Decoding processes.")
+flags.DEFINE_float("video_timeout", 300.0, "Seconds one video may take before it is skipped.")
+flags.DEFINE_bool("overwrite", False, "Replace the output of an earlier run with other inputs or settings.")
+
+
+def _videos() -> list[index.Video]:
+    if FLAGS.index_csv:
+        return index.index_csv(FLAGS.index_csv, FLAGS.data_dir)
+    if not FLAGS.data_dir:
+        raise app.UsageError("--data_dir or --index_csv is required")
+    return index.index_tree(FLAGS.data_dir)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.output_dir:
+        raise app.UsageError("--output_dir is required")
+    from pipeline import writer
+    from pipeline.manifest import ManifestError
+
+    try:
+        settings = writer.Settings(
+            num_frames=FLAGS.num_frames,
+            height=FLAGS.height,
+            width=FLAGS.width,
+            jpeg_quality=FLAGS.jpeg_quality,
+            shard_size_mb=FLAGS.shard_size_mb,
+            split_fractions=tuple(float(x) for x in FLAGS.split_fractions),
+            seed=FLAGS.seed,
+            group_regex=FLAGS.group_regex,
+            video_timeout=FLAGS.video_timeout,
+        )
+        label_names, videos = index.resolve_labels(_videos(), FLAGS.label_names)
+        videos = index.assign_groups(videos, settings.group_regex)
+        by_split = index.split_videos(videos, settings.split_fractions, settings.seed)
+        logging.info("%d videos in %d classes: %s", len(videos), len(label_names), ", ".join(label_names))
+        writer.write_dataset(
+            by_split, label_names, FLAGS.output_dir, settings, FLAGS.num_workers, FLAGS.overwrite, FLAGS.data_dir or ""
+        )
+    except (index.DatasetError, writer.OutputDirError, ManifestError, ValueError) as e:
+        logging.error("%s", e)
+        sys.exit(f"prepare: error: {e}")
+    logging.info("done: %s", os.path.join(FLAGS.output_dir, "manifest.json"))
+
+
+if __name__ == "__main__":
+    app.run(main)

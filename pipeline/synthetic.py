@@ -1,0 +1,196 @@
+"""Built-in data: short, dark, noisy clips of the 12 NoctAct classes, each with its own motion.
+
+    python -m pipeline.synthetic --output_dir=DIR [--clips_per_class=N] [--seed=S]
+
+An "actor" (a dim body with a head and a hand) moves on a dark noisy background; each class
+moves differently (a run crosses the frame, boxing jabs, waving circles above the head...).
+Videos come in mixed sizes (portrait and landscape), frame rates, lengths and containers,
+written with OpenCV. File names are `actorNN_clipMMM.ext`, so `--group_regex='^(actor\\d+)_'`
+keeps each actor in one split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Callable
+
+import cv2
+import numpy as np
+
+CLASS_NAMES = (
+    "Drink",
+    "Picking",
+    "Push",
+    "Run",
+    "Throwing objects",
+    "boxing",
+    "lifting weights",
+    "receiving the phone",
+    "stand",
+    "walking on stairs",
+    "walking with flashlight",
+    "waving",
+)
+# (extension, fourcc): containers and codecs that OpenCV's bundled FFmpeg writes.
+FORMATS = (("mp4", "mp4v"), ("avi", "MJPG"), ("mkv", "XVID"), ("mov", "mp4v"))
+SIZES = ((160, 120), (128, 96), (96, 128), (176, 144), (120, 120))  # (width, height)
+RATES = (10, 15, 24, 30)
+GROUP_REGEX = r"^(actor\d+)_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pose:
+    """Where the actor's parts are at one moment, in units of the frame (0..1).
+
+    body: centre of the body; hand: offset of the hand from the body centre; extra: an optional
+    bright object (thrown object, phone, flashlight beam), or None.
+    """
+
+    body: tuple[float, float]
+    hand: tuple[float, float]
+    extra: tuple[float, float] | None = None
+    beam: bool = False
+
+
+def _osc(t: float, cycles: float) -> float:
+    return math.sin(2 * math.pi * cycles * t)
+
+
+# Each class: t in [0, 1] and the clip's direction d (+1 or -1) to the actor's pose.
+MOTIONS: dict[str, Callable[[float, int], Pose]] = {
+    "Drink": lambda t, d: Pose((0.5, 0.55), (0.05 * d, 0.1 - 0.22 * max(0.0, _osc(t, 1.0)))),
+    "Picking": lambda t, d: Pose((0.5, 0.55 + 0.18 * max(0.0, _osc(t, 1.0))), (0.06 * d, 0.15)),
+    "Push": lambda t, d: Pose((0.5 + d * (0.25 * t - 0.12), 0.55), (d * (0.08 + 0.08 * abs(_osc(t, 2.0))), -0.02)),
+    "Run": lambda t, d: Pose((0.5 + d * (0.9 * t - 0.45), 0.55 + 0.03 * _osc(t, 4.0)), (0.05 * _osc(t, 4.0), 0.05)),
+    "Throwing objects": lambda t, d: Pose(
+        (0.5 - 0.2 * d, 0.55), (0.06 * d, -0.05), (0.5 - 0.15 * d + d * 0.6 * t, 0.45 - 0.6 * t + 0.8 * t * t)
+    ),
+    "boxing": lambda t, d: Pose((0.5, 0.55), (d * (0.06 + 0.1 * abs(_osc(t, 3.0))), -0.08)),
+    "lifting weights": lambda t, d: Pose((0.5, 0.55), (0.0, -0.12 - 0.12 * abs(_osc(t, 2.0)))),
+    "receiving the phone": lambda t, d: Pose(
+        (0.5, 0.55), (0.05 * d, 0.1 - 0.2 * min(1.0, 2 * t)), (0.5 + 0.05 * d, 0.65 - 0.2 * min(1.0, 2 * t)) if t > 0.25 else None
+    ),
+    "stand": lambda t, d: Pose((0.5 + 0.01 * _osc(t, 0.5), 0.55), (0.06 * d, 0.12)),
+    "walking on stairs": lambda t, d: Pose((0.5 + d * (0.5 * t - 0.25), 0.7 - 0.35 * t), (0.04 * _osc(t, 3.0), 0.08)),
+    "walking with flashlight": lambda t, d: Pose((0.5 + d * (0.4 * t - 0.2), 0.55), (0.08 * d, 0.0), beam=True),
+    "waving": lambda t, d: Pose((0.5, 0.55), (0.09 * _osc(t, 2.0), -0.25 + 0.04 * math.cos(4 * math.pi * t))),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSpec:
+    """What one generated video looks like."""
+
+    label_name: str
+    actor: int
+    index: int
+    width: int
+    height: int
+    fps: int
+    seconds: float
+    extension: str
+    fourcc: str
+    seed: int
+
+
+def _draw_frame(pose: Pose, w: int, h: int, scale: float, light: float, noise: float, rng: np.random.Generator, direction: int) -> np.ndarray:
+    """One BGR frame: dark gradient background, sensor noise, the actor and any bright object."""
+    y = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
+    base = (12 + 10 * y) * light
+    img = np.repeat(np.repeat(base[:, :, None], w, axis=1), 3, axis=2)
+    s = min(w, h)
+    bx, by = int(pose.body[0] * w), int(pose.body[1] * h)
+    body_color = (70 * light, 80 * light, 95 * light)
+    cv2.ellipse(img, (bx, by), (max(2, int(0.07 * s * scale)), max(3, int(0.2 * s * scale))), 0, 0, 360, body_color, -1)
+    cv2.circle(img, (bx, by - int(0.26 * s * scale)), max(2, int(0.06 * s * scale)), body_color, -1)
+    hx, hy = bx + int(pose.hand[0] * s * 1.6 * scale), by + int(pose.hand[1] * s * 1.6 * scale)
+    cv2.circle(img, (hx, hy), max(2, int(0.045 * s * scale)), (150 * light, 160 * light, 170 * light), -1)
+    if pose.extra is not None:
+        cv2.circle(img, (int(pose.extra[0] * w), int(pose.extra[1] * h)), max(1, int(0.035 * s)), (235, 240, 250), -1)
+    if pose.beam:
+        tip = (hx + direction * int(0.45 * w), hy + int(0.05 * h))
+        cv2.fillConvexPoly(
+            img, np.array([(hx, hy), (tip[0], tip[1] - int(0.12 * h)), (tip[0], tip[1] + int(0.12 * h))]), (180, 200, 210)
+        )
+    img += rng.normal(0.0, noise, img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def render(spec: ClipSpec) -> list[np.ndarray]:
+    """The BGR frames of one clip, as OpenCV writes them."""
+    rng = np.random.default_rng(spec.seed)
+    direction = 1 if rng.random() < 0.5 else -1
+    scale = 0.8 + 0.05 * (spec.actor % 5)  # each actor has its own size
+    light = float(rng.uniform(0.7, 1.3))
+    noise = float(rng.uniform(3.0, 9.0))
+    phase = float(rng.uniform(0.0, 0.15))
+    motion = MOTIONS[spec.label_name]
+    n = max(1, round(spec.fps * spec.seconds))
+    return [
+        _draw_frame(motion(min(1.0, phase + (1 - phase) * i / max(n - 1, 1)), direction), spec.width, spec.height, scale, light, noise, rng, direction)
+        for i in range(n)
+    ]
+
+
+def write_video(path: str, frames: list[np.ndarray], fps: float, fourcc: str) -> None:
+    """Write BGR frames with OpenCV; raises if the writer cannot be opened."""
+    h, w = frames[0].shape[:2]
+    is_color = frames[0].ndim == 3
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, (w, h), isColor=is_color)
+    if not writer.isOpened():
+        raise OSError(f"{path}: OpenCV cannot write {fourcc} video")
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+def plan(clips_per_class: int, num_actors: int, seed: int) -> list[ClipSpec]:
+    """Specs of every clip: varied sizes, rates, lengths and containers, seeded."""
+    rng = np.random.default_rng(seed)
+    specs = []
+    for label_name in CLASS_NAMES:
+        for i in range(clips_per_class):
+            w, h = SIZES[rng.integers(len(SIZES))]
+            ext, fourcc = FORMATS[rng.integers(len(FORMATS))]
+            specs.append(
+                ClipSpec(
+                    label_name, i % num_actors, i, int(w), int(h), int(RATES[rng.integers(len(RATES))]),
+                    float(rng.uniform(1.0, 2.5)), ext, fourcc, int(rng.integers(2**31)),
+                )
+            )
+    return specs
+
+
+def generate(output_dir: str, clips_per_class: int = 24, num_actors: int = 6, seed: int = 0) -> list[str]:
+    """Write the built-in data set under output_dir/<class>/; returns the paths written."""
+    paths = []
+    for spec in plan(clips_per_class, num_actors, seed):
+        folder = os.path.join(output_dir, spec.label_name)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"actor{spec.actor:02d}_clip{spec.index:03d}.{spec.extension}")
+        if not os.path.exists(path):
+            tmp = os.path.join(folder, f".partial-{os.path.basename(path)}")  # hidden: never indexed
+            write_video(tmp, render(spec), spec.fps, spec.fourcc)
+            os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str]) -> None:
+    from absl import flags, logging
+
+    FLAGS = flags.FLAGS
+    paths = generate(FLAGS.output_dir, FLAGS.clips_per_class, FLAGS.num_actors, FLAGS.seed)
+    logging.info("%d videos under %s", len(paths), FLAGS.output_dir)
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    flags.DEFINE_string("output_dir", None, "Where to write the class folders.", required=True)
+    flags.DEFINE_integer("clips_per_class", 24, "Videos per class.")
+    flags.DEFINE_integer("num_actors", 6, "Actors per class (groups for --group_regex).")
+    flags.DEFINE_integer("seed", 0, "Seed.")
+    app.run(main)

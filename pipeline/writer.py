@@ -1,0 +1,269 @@
+"""Videos to TFRecord shards and a manifest, once, resumably and reproducibly.
+
+Two phases, both resumable:
+1. Encode: worker processes decode each video into a clip; the parent serializes it and keeps
+   it in OUT/.prepare/clips/<task>.rec (or <task>.skip with the reason), each written
+   atomically. A killed run keeps every finished clip.
+2. Shard: when every clip is done, each split's records are written in plan order to shards
+   (temporary name, then rename) and the manifest is written last. Shards that already exist
+   under their final name are complete and are not written again.
+
+The plan (which clip goes where, in which order) depends only on the inputs and settings, so
+the shards are byte-identical whatever the number of workers and across runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from typing import Any, Sequence
+
+from pipeline import manifest as manifest_lib
+from pipeline import records, shards
+from pipeline.frames import read_encoded_clip
+from pipeline.index import SPLITS, Video
+from pipeline.progress import Progress
+from pipeline.workers import run_tasks
+
+log = logging.getLogger(__name__)
+
+WORK_DIR = ".prepare"
+_STATE = "state.json"
+
+
+class OutputDirError(Exception):
+    """OUT holds something else; the message says what and how to proceed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything that decides the bytes of the output (the worker count does not)."""
+
+    num_frames: int = 10
+    height: int = 240
+    width: int = 320
+    jpeg_quality: int = 90
+    shard_size_mb: float = 64.0
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    group_regex: str = ""
+    video_timeout: float = 300.0
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "height", "width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        if self.shard_size_mb <= 0 or self.video_timeout <= 0:
+            raise ValueError("shard_size_mb and video_timeout must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    """One clip of the plan: its task number (cache key), split, video and label id."""
+
+    task: int
+    split: str
+    video: Video
+    label: int
+
+
+def make_plan(videos_by_split: dict[str, Sequence[Video]], label_names: Sequence[str]) -> list[Planned]:
+    ids = {name: i for i, name in enumerate(label_names)}
+    plan = []
+    for split in SPLITS:
+        for v in videos_by_split.get(split, ()):
+            plan.append(Planned(len(plan), split, v, ids[v.label_name]))
+    return plan
+
+
+def fingerprint(settings: Settings, label_names: Sequence[str], plan: Sequence[Planned]) -> str:
+    """Identifies a run: same fingerprint, same output bytes."""
+    body = {
+        "settings": dataclasses.asdict(settings),
+        "label_names": list(label_names),
+        "plan": [[p.split, p.video.source, p.label] for p in plan],
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def claim_output_dir(out_dir: str, fp: str, overwrite: bool) -> str:
+    """Decide what to do with OUT: 'fresh', 'resume' or 'complete'. Refuses foreign contents."""
+    os.makedirs(out_dir, exist_ok=True)
+    work = os.path.join(out_dir, WORK_DIR)
+    state_path = os.path.join(work, _STATE)
+    ours = _own_files(out_dir)
+    if os.path.exists(state_path):
+        with open(state_path) as f:
+            if json.load(f).get("fingerprint") == fp:
+                return "resume"
+    elif os.path.exists(manifest_lib.path_in(out_dir)):
+        with open(manifest_lib.path_in(out_dir)) as f:
+            if json.load(f).get("fingerprint") == fp:
+                return "complete"
+    if ours and not overwrite:
+        raise OutputDirError(
+            f"{out_dir}: holds output of a run with other inputs or settings; "
+            "use another --output_dir, or --overwrite to replace it"
+        )
+    for name in ours:
+        path = os.path.join(out_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    os.makedirs(os.path.join(work, "clips"))
+    with open(state_path, "w") as f:
+        json.dump({"fingerprint": fp}, f)
+    return "fresh"
+
+
+def _own_files(out_dir: str) -> list[str]:
+    """Files a prepare run writes: shards, their temporaries, the manifest, the work dir."""
+    return sorted(
+        n
+        for n in os.listdir(out_dir)
+        if n == WORK_DIR or n.startswith(manifest_lib.FILE_NAME) or shards.is_shard_file_name(n.split(".tmp-")[0])
+    )
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _clip_path(out_dir: str, task: int, kind: str) -> str:
+    return os.path.join(out_dir, WORK_DIR, "clips", f"{task:06d}.{kind}")
+
+
+def _is_done(out_dir: str, task: int) -> bool:
+    return any(os.path.exists(_clip_path(out_dir, task, k)) for k in ("rec", "skip"))
+
+
+def encode_clips(plan: Sequence[Planned], label_names: Sequence[str], settings: Settings, out_dir: str, num_workers: int) -> None:
+    """Phase 1: decode and encode every clip not already cached."""
+    todo = [p for p in plan if not _is_done(out_dir, p.task)]
+    if len(todo) < len(plan):
+        log.info("resuming: %d of %d clips already encoded", len(plan) - len(todo), len(plan))
+    jobs = [(p.video.path, settings.num_frames, settings.height, settings.width, settings.jpeg_quality) for p in todo]
+    with Progress(len(plan), "encoding clips", initial=len(plan) - len(todo)) as progress:
+        for outcome in run_tasks(read_encoded_clip, jobs, num_workers, settings.video_timeout):
+            p = todo[outcome.index]
+            if outcome.ok:
+                jpegs, indices, decoded = outcome.value
+                record = records.encode(jpegs, indices, decoded, p.label, label_names[p.label], p.video.source)
+                _atomic_write(_clip_path(out_dir, p.task, "rec"), record)
+            else:
+                log.warning("skipped %s: %s", p.video.path, outcome.error)
+                _atomic_write(_clip_path(out_dir, p.task, "skip"), outcome.error.encode("utf-8"))
+            progress.update()
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_split(out_dir: str, split: str, kept: Sequence[Planned], shard_bytes: int) -> list[shards.ShardInfo]:
+    """Phase 2 for one split: its clips, in plan order, into shards."""
+    if not kept:
+        return []
+    sizes = [os.path.getsize(_clip_path(out_dir, p.task, "rec")) for p in kept]
+    bounds = shards.shard_boundaries(len(kept), shards.shard_count(sum(sizes), shard_bytes))
+    infos = []
+    for i, (start, end) in enumerate(bounds):
+        path = os.path.join(out_dir, shards.shard_file_name(split, i, len(bounds)))
+        if os.path.exists(path):  # renamed into place, so complete: a resumed run keeps it
+            infos.append(shards.describe(path, end - start))
+            continue
+        recs = (_read(_clip_path(out_dir, p.task, "rec")) for p in kept[start:end])
+        infos.append(shards.write_shard(path, recs))
+    return infos
+
+
+def _remove_temporaries(out_dir: str) -> None:
+    for name in os.listdir(out_dir):
+        if ".tmp-" in name and shards.is_shard_file_name(name.split(".tmp-")[0]):
+            os.remove(os.path.join(out_dir, name))
+
+
+def write_dataset(
+    videos_by_split: dict[str, Sequence[Video]],
+    label_names: Sequence[str],
+    out_dir: str,
+    settings: Settings,
+    num_workers: int,
+    overwrite: bool = False,
+    data_dir: str = "",
+) -> dict[str, Any]:
+    """Prepare OUT from the split videos; returns the manifest. Resumes a killed run."""
+    start = time.monotonic()
+    plan = make_plan(videos_by_split, label_names)
+    fp = fingerprint(settings, label_names, plan)
+    state = claim_output_dir(out_dir, fp, overwrite)
+    if state == "complete":
+        log.info("%s is already complete for these inputs and settings; nothing to do", out_dir)
+        return manifest_lib.load(out_dir)
+    encode_clips(plan, label_names, settings, out_dir, num_workers)
+    skipped = [p for p in plan if os.path.exists(_clip_path(out_dir, p.task, "skip"))]
+    skipped_tasks = {p.task for p in skipped}
+    kept = [p for p in plan if p.task not in skipped_tasks]
+    if not [p for p in kept if p.split == "train"]:
+        raise OutputDirError(f"{data_dir or out_dir}: no usable video in the train split ({len(skipped)} skipped)")
+    _remove_temporaries(out_dir)
+    splits = {}
+    for split in SPLITS:
+        in_split = [p for p in kept if p.split == split]
+        infos = write_split(out_dir, split, in_split, int(settings.shard_size_mb * 2**20))
+        splits[split] = {
+            "num_examples": len(in_split),
+            "shards": [dataclasses.asdict(s) for s in infos],
+            "examples": [{"source": p.video.source, "label": p.label} for p in in_split],
+        }
+    result = {
+        "format_version": manifest_lib.FORMAT_VERSION,
+        "fingerprint": fp,
+        "label_names": list(label_names),
+        "num_frames": settings.num_frames,
+        "height": settings.height,
+        "width": settings.width,
+        "settings": dataclasses.asdict(settings),
+        "splits": splits,
+        "skipped": [
+            {"source": p.video.source, "reason": _read(_clip_path(out_dir, p.task, "skip")).decode("utf-8")}
+            for p in skipped
+        ],
+    }
+    manifest_lib.write(out_dir, result)
+    shutil.rmtree(os.path.join(out_dir, WORK_DIR))
+    _log_summary(result, len(plan), time.monotonic() - start)
+    return result
+
+
+def _log_summary(result: dict[str, Any], planned: int, seconds: float) -> None:
+    names = result["label_names"]
+    total_bytes = sum(s["num_bytes"] for sp in result["splits"].values() for s in sp["shards"])
+    written = sum(sp["num_examples"] for sp in result["splits"].values())
+    lines = [f"{'class':<28}" + "".join(f"{s:>12}" for s in SPLITS)]
+    for label, name in enumerate(names):
+        counts = [sum(e["label"] == label for e in result["splits"][s]["examples"]) for s in SPLITS]
+        lines.append(f"{name:<28}" + "".join(f"{c:>12}" for c in counts))
+    lines.append(f"{'total':<28}" + "".join(f"{result['splits'][s]['num_examples']:>12}" for s in SPLITS))
+    log.info("examples per split and class:\n%s", "\n".join(lines))
+    for s in result["skipped"]:
+        log.info("skipped %s: %s", s["source"], s["reason"])
+    log.info(
+        "wrote %d clips (%d skipped) in %d shards, %.1f MB, in %.1f s (%.2f clips/s over %d planned)",
+        written,
+        len(result["skipped"]),
+        sum(len(sp["shards"]) for sp in result["splits"].values()),
+        total_bytes / 1e6,
+        seconds,
+        planned / max(seconds, 1e-9),
+        planned,
+    )

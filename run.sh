@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: it creates .venv, installs the project into it, then runs.
+#   ./run.sh demo [OUT]   the main job on the built-in generated videos (default OUT: runs/demo)
+#   ./run.sh test [ARGS]  the test suite (ARGS go to pytest)
+set -euo pipefail
+cd "$(dirname "$0")"
+venv=.venv
+python=${PYTHON:-python3}
+
+ensure_venv() {
+  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+    { echo "run.sh: Python 3.10 or newer is needed (found $("$python" --version 2>&1))" >&2; exit 1; }
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  # Reinstall only when the declared dependencies change.
+  stamp="$venv/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -e ".[test]"
+    rm -f "$venv"/.installed-* && touch "$stamp"
+  fi
+}
+
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  demo)
+    ensure_venv
+    exec "$venv/bin/python" -m pipeline.demo --output_dir="${1:-runs/demo}"
+    ;;
+  test)
+    ensure_venv
+    exec "$venv/bin/python" -m pytest -n 2 "$@"
+    ;;
+  *)
+    echo "usage: ./run.sh demo [OUT] | ./run.sh test [pytest args]" >&2
+    exit 2
+    ;;
+esac
