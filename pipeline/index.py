@@ -64,7 +64,7 @@ def index_tree(data_dir: str) -> list[Video]:
 
     Folders holding no video are not classes. Raises DatasetError when no video is found.
     """
-    videos = [v for folder in _class_folders(data_dir) for v in _videos_under(data_dir, folder)]
+    videos = sorted((v for f in _class_folders(data_dir) for v in _videos_under(data_dir, f)), key=lambda v: v.source)
     if not videos:
         raise DatasetError(f"{data_dir}: no video files (extensions: .mp4 .avi .mov .mkv .webm .m4v)")
     return videos

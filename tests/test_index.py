@@ -1,0 +1,115 @@
+"""Finding videos, labels, groups and the stratified grouped split; the time-limited worker pool."""
+
+import collections
+import os
+import time
+
+import pytest
+
+from pipeline import index, workers
+from pipeline.index import DatasetError, Video
+
+
+def _touch(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "wb").close()
+
+
+def test_index_tree_finds_videos_by_extension_in_any_case(tmp_path):
+    for rel in ["b/x.MP4", "b/sub/y.webm", "a/z.avi", "a/notes.txt", "a/.hidden.mp4", "c/readme.md", "top.mp4"]:
+        _touch(str(tmp_path / rel))
+    found = index.index_tree(str(tmp_path))
+    assert [(v.source, v.label_name) for v in found] == [("a/z.avi", "a"), ("b/sub/y.webm", "b"), ("b/x.MP4", "b")]
+    names, kept = index.resolve_labels(found, None)
+    assert names == ["a", "b"] and len(kept) == 3
+
+
+def test_label_names_flag_sets_ids_and_filters(tmp_path):
+    for rel in ["walk/1.mp4", "run/2.mp4", "other/3.mp4"]:
+        _touch(str(tmp_path / rel))
+    names, kept = index.resolve_labels(index.index_tree(str(tmp_path)), ["walk", "run"])
+    assert names == ["walk", "run"] and sorted(v.label_name for v in kept) == ["run", "walk"]
+
+
+@pytest.mark.parametrize("setup, message", [("missing", "does not exist"), ("empty", "no class folders"), ("novideo", "no video files")])
+def test_unusable_data_dir_is_a_clear_error(tmp_path, setup, message):
+    root = tmp_path / "data"
+    if setup != "missing":
+        root.mkdir()
+    if setup == "novideo":
+        _touch(str(root / "cls" / "a.txt"))
+    with pytest.raises(DatasetError, match=message) as e:
+        index.index_tree(str(root))
+    assert str(root) in str(e.value)
+
+
+def test_index_csv_with_group_and_fixed_split(tmp_path):
+    (tmp_path / "list.csv").write_text("path,label,group,split\nv/a.mp4,run,p1,test\nv/b.mp4,walk,p2,\n")
+    found = index.index_csv(str(tmp_path / "list.csv"))
+    assert [(v.source, v.label_name, v.group, v.split) for v in found] == [("v/a.mp4", "run", "p1", "test"), ("v/b.mp4", "walk", "p2", "")]
+    assert found[0].path == os.path.join(str(tmp_path), "v/a.mp4")
+    (tmp_path / "bad.csv").write_text("path,label,split\nv/a.mp4,run,holdout\n")
+    with pytest.raises(DatasetError, match="bad.csv:2: split 'holdout'"):
+        index.index_csv(str(tmp_path / "bad.csv"))
+
+
+def _videos(per_class, classes=("a", "b", "c"), actors=1):
+    return [Video(f"/{c}/actor{i % actors}_{i}.mp4", f"{c}/actor{i % actors}_{i}.mp4", c) for c in classes for i in range(per_class)]
+
+
+def test_split_is_stratified_seeded_and_complete():
+    vids = index.assign_groups(_videos(40), None)
+    split = index.split_videos(vids, (0.7, 0.15, 0.15), seed=3)
+    for label in "abc":
+        counts = [sum(v.label_name == label for v in split[s]) for s in index.SPLITS]
+        assert counts == [28, 6, 6]
+    assert sorted(v.source for s in split.values() for v in s) == sorted(v.source for v in vids)
+    assert split == index.split_videos(vids, (0.7, 0.15, 0.15), seed=3)
+    assert split != index.split_videos(vids, (0.7, 0.15, 0.15), seed=4)
+
+
+def test_group_regex_keeps_each_group_in_one_split():
+    vids = index.assign_groups(_videos(60, actors=20), r"^(actor\d+)_")  # 20 groups of 9 clips
+    split = index.split_videos(vids, (0.7, 0.15, 0.15), seed=0)
+    where = collections.defaultdict(set)
+    for s, vs in split.items():
+        for v in vs:
+            where[v.group].add(s)
+    assert len(where) == 20 and all(len(s) == 1 for s in where.values())
+    assert [len(split[s]) for s in index.SPLITS] == [126, 27, 27]
+
+
+def test_group_regex_must_match_every_file_and_capture():
+    with pytest.raises(DatasetError, match="does not match"):
+        index.assign_groups([Video("/x/clip.mp4", "x/clip.mp4", "x")], r"^(actor\d+)_")
+    with pytest.raises(DatasetError, match="no capturing group"):
+        index.assign_groups([], r"actor")
+
+
+def _square(x):
+    return x * x
+
+
+def _sleep_or_crash(x):
+    if x == "hang":
+        time.sleep(60)
+    if x == "crash":
+        os._exit(3)
+    if x == "raise":
+        raise RuntimeError("boom")
+    return x
+
+
+def test_run_tasks_gives_every_result():
+    out = sorted((o.index, o.value) for o in workers.run_tasks(_square, list(range(7)), num_workers=2, timeout=30))
+    assert out == [(i, i * i) for i in range(7)]
+
+
+def test_run_tasks_survives_hang_crash_and_exception():
+    start = time.monotonic()
+    outcomes = {o.index: o for o in workers.run_tasks(_sleep_or_crash, ["ok", "hang", "crash", "raise", "fine"], 2, timeout=3)}
+    assert time.monotonic() - start < 30
+    assert outcomes[0].ok and outcomes[0].value == "ok" and outcomes[4].value == "fine"
+    assert not outcomes[1].ok and "timed out after 3 s" in outcomes[1].error
+    assert not outcomes[2].ok and "exit code 3" in outcomes[2].error
+    assert not outcomes[3].ok and outcomes[3].error.startswith("RuntimeError: boom")

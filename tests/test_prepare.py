@@ -1,0 +1,185 @@
+"""prepare end to end: shards, manifest, skipped files, determinism, resume, refusal; verify."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import manifest as manifest_lib
+from pipeline import records, shards, verify, writer
+from pipeline.frames import read_clip
+from tests.conftest import ROOT, SMALL, run_module, split_tree
+
+SETTINGS = writer.Settings(**SMALL, shard_size_mb=0.02)
+
+
+def _shard_bytes(out_dir):
+    return {n: open(os.path.join(out_dir, n), "rb").read() for n in sorted(os.listdir(out_dir)) if shards.is_shard_file_name(n)}
+
+
+@pytest.fixture(scope="module")
+def reference(video_tree, tmp_path_factory):
+    """An uninterrupted library run with two workers."""
+    out = str(tmp_path_factory.mktemp("reference"))
+    names, by_split = split_tree(video_tree)
+    manifest = writer.write_dataset(by_split, names, out, SETTINGS, num_workers=2)
+    return out, manifest
+
+
+def test_cli_writes_shards_manifest_and_skips_broken_videos(video_tree, tmp_path):
+    out = str(tmp_path / "out")
+    result = run_module("pipeline.prepare", f"--data_dir={video_tree}", f"--output_dir={out}", "--num_frames=4", "--height=24", "--width=32")
+    assert result.returncode == 0, result.stderr
+    m = manifest_lib.load(out)
+    assert m["num_frames"] == 4 and (m["height"], m["width"]) == (24, 32)
+    assert m["label_names"][:2] == ["Drink", "Picking"] and len(m["label_names"]) == 12
+    assert sorted(s["source"] for s in m["skipped"]) == ["Drink/cut.mp4", "Drink/random.avi", "Drink/text.mp4", "Drink/zero.mp4"]
+    reasons = {s["source"]: s["reason"] for s in m["skipped"]}
+    assert "empty file" in reasons["Drink/zero.mp4"] and "cannot open" in reasons["Drink/text.mp4"]
+    assert sum(m["splits"][s]["num_examples"] for s in ("train", "validation", "test")) == 36
+    for split in m["splits"].values():
+        assert split["num_examples"] == len(split["examples"]) == sum(s["num_examples"] for s in split["shards"])
+    assert {e["label"] for e in m["splits"]["train"]["examples"]} == set(range(12))
+    for split in m["splits"].values():
+        for shard in split["shards"]:
+            assert shards.file_sha256(os.path.join(out, shard["file"])) == shard["sha256"]
+    assert "examples per split and class" in result.stderr and "skipped Drink/zero.mp4" in result.stderr
+    assert "clips/s" in result.stderr
+    check = run_module("pipeline.verify", out)
+    assert check.returncode == 0 and check.stdout.startswith("OK"), check.stdout + check.stderr
+
+
+def test_records_hold_the_planned_frames_labels_and_sources(reference, video_tree):
+    out, m = reference
+    paths = manifest_lib.shard_paths(out, m, "train")
+    assert len(paths) > 1 and os.path.basename(paths[0]) == f"train-00000-of-{len(paths):05d}.tfrecord"
+    raw = list(tf.data.TFRecordDataset(paths).as_numpy_iterator())
+    assert len(raw) == m["splits"]["train"]["num_examples"]
+    parsed = records.parse(tf.constant(raw), 4)
+    sources = [s.decode() for s in parsed[records.SOURCE].numpy()]
+    assert sources == [e["source"] for e in m["splits"]["train"]["examples"]]
+    labels = parsed[records.LABEL].numpy()
+    assert list(labels) == [e["label"] for e in m["splits"]["train"]["examples"]]
+    assert [n.decode() for n in parsed[records.LABEL_NAME].numpy()] == [m["label_names"][i] for i in labels]
+    assert [s.split("/")[0] for s in sources] == [m["label_names"][i] for i in labels]
+    clip = read_clip(os.path.join(video_tree, sources[0]), 4, 24, 32)
+    frames = records.decode_frames(parsed[records.FRAMES][0], 4, 24, 32).numpy()
+    assert frames.dtype == np.uint8 and frames.shape == (4, 24, 32, 3)
+    assert np.abs(frames.astype(int) - clip.frames.astype(int)).mean() < 3  # JPEG q90
+    assert tuple(parsed[records.FRAME_INDICES][0].numpy()) == clip.indices
+    assert parsed[records.FRAMES_DECODED][0].numpy() == clip.frames_decoded
+
+
+def test_same_shards_whatever_the_worker_count_and_run(reference, video_tree, tmp_path):
+    out, _ = reference
+    names, by_split = split_tree(video_tree)
+    writer.write_dataset(by_split, names, str(tmp_path), SETTINGS, num_workers=1)
+    assert _shard_bytes(str(tmp_path)) == _shard_bytes(out)
+    assert len(_shard_bytes(out)) >= 3
+
+
+def test_killed_run_resumes_to_the_same_shards(reference, video_tree, tmp_path):
+    out = str(tmp_path / "out")
+    args = [f"--data_dir={video_tree}", f"--output_dir={out}", "--num_frames=4", "--height=24", "--width=32", "--shard_size_mb=0.02", "--num_workers=1"]
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.prepare", *args], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    clips = os.path.join(out, writer.WORK_DIR, "clips")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (os.path.isdir(clips) and len(os.listdir(clips)) >= 3):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not os.path.exists(os.path.join(out, "manifest.json"))
+    done_before = len([n for n in os.listdir(clips) if n.endswith((".rec", ".skip"))])
+    assert 3 <= done_before < 40
+    result = run_module("pipeline.prepare", *args)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming: {done_before} of 40 clips already encoded" in result.stderr
+    assert _shard_bytes(out) == _shard_bytes(reference[0])
+    assert not os.path.exists(os.path.join(out, writer.WORK_DIR))
+
+
+def test_crash_while_sharding_keeps_finished_shards(reference, video_tree, tmp_path, monkeypatch):
+    names, by_split = split_tree(video_tree)
+    real_write = shards.write_shard
+    written = []
+
+    def write_then_crash(path, recs):
+        if len(written) == 2:
+            raise KeyboardInterrupt("simulated Ctrl-C while writing a shard")
+        written.append(path)
+        return real_write(path, recs)
+
+    monkeypatch.setattr(shards, "write_shard", write_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        writer.write_dataset(by_split, names, str(tmp_path), SETTINGS, num_workers=2)
+    first = os.stat(written[0])
+    monkeypatch.setattr(shards, "write_shard", real_write)
+    writer.write_dataset(by_split, names, str(tmp_path), SETTINGS, num_workers=2)
+    assert os.stat(written[0]).st_mtime_ns == first.st_mtime_ns  # not written again
+    assert _shard_bytes(str(tmp_path)) == _shard_bytes(reference[0])
+
+
+def test_other_settings_refused_unless_overwrite(reference, video_tree, tmp_path):
+    names, by_split = split_tree(video_tree)
+    writer.write_dataset(by_split, names, str(tmp_path), SETTINGS, num_workers=2)
+    (tmp_path / "notes.txt").write_text("mine")
+    other = writer.Settings(**SMALL, shard_size_mb=0.02, jpeg_quality=50)
+    with pytest.raises(writer.OutputDirError, match="--overwrite"):
+        writer.write_dataset(by_split, names, str(tmp_path), other, num_workers=2)
+    again = writer.write_dataset(by_split, names, str(tmp_path), SETTINGS, num_workers=2)  # same: nothing to do
+    assert again == manifest_lib.load(str(tmp_path))
+    m = writer.write_dataset(by_split, names, str(tmp_path), other, num_workers=2, overwrite=True)
+    assert m["settings"]["jpeg_quality"] == 50 and (tmp_path / "notes.txt").read_text() == "mine"
+    assert verify.verify(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("case", ["missing", "only-broken"])
+def test_no_usable_video_is_an_error(tmp_path, case):
+    data = tmp_path / "data"
+    if case == "only-broken":
+        (data / "walk").mkdir(parents=True)
+        (data / "walk" / "a.mp4").write_text("not a video")
+    result = run_module("pipeline.prepare", f"--data_dir={data}", f"--output_dir={tmp_path / 'out'}", "--num_frames=2", "--height=8", "--width=8")
+    assert result.returncode != 0
+    assert str(data) in result.stderr
+    assert ("does not exist" if case == "missing" else "no usable video") in result.stderr
+
+
+def _copy(src, dst):
+    os.makedirs(dst)
+    for name in os.listdir(src):
+        with open(os.path.join(src, name), "rb") as f, open(os.path.join(dst, name), "wb") as g:
+            g.write(f.read())
+
+
+def test_verify_names_the_shard_and_the_check(reference, tmp_path):
+    out = str(tmp_path / "copy")
+    _copy(reference[0], out)
+    m = manifest_lib.load(out)
+    corrupt, missing = m["splits"]["train"]["shards"][0]["file"], m["splits"]["train"]["shards"][1]["file"]
+    data = bytearray(open(os.path.join(out, corrupt), "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    open(os.path.join(out, corrupt), "wb").write(bytes(data))
+    os.remove(os.path.join(out, missing))
+    m["splits"]["validation"]["shards"][0]["num_examples"] += 1
+    manifest_lib.write(out, m)
+    problems = verify.verify(out)
+    text = "\n".join(problems)
+    assert f"{corrupt}: sha256" in text and f"{corrupt}: corrupt record" in text
+    assert f"{missing}: missing" in text
+    assert "validation-00000" in text and "the manifest says" in text
+    result = run_module("pipeline.verify", out)
+    assert result.returncode != 0 and f"FAIL {os.path.join(out, corrupt)}" in result.stdout
+
+
+def test_manifest_is_json_with_settings(reference):
+    m = json.load(open(os.path.join(reference[0], "manifest.json")))
+    assert m["settings"]["jpeg_quality"] == 90 and m["settings"]["split_fractions"] == [0.7, 0.15, 0.15]
+    assert len(m["fingerprint"]) == 64
