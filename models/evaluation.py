@@ -1,0 +1,47 @@
+"""Test-split evaluation: accuracy, top-3, loss, per-class precision/recall/F1, confusion matrix.
+
+Every test example counts once (the original averaged per-batch accuracies on the
+validation set, which weighs a short last batch like a full one).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+from sklearn import metrics as sk
+
+from pipeline.input import make_dataset
+
+
+def predict_split(model: keras.Model, data_dir: str, manifest: dict[str, Any], split: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels int [N], probabilities float [N, classes]) over every example of `split`, in order."""
+    ds = make_dataset(data_dir, split, batch_size, training=False, manifest=manifest)
+    labels, probs = [], []
+    for frames, y in ds:
+        probs.append(np.asarray(model.predict_on_batch(frames), np.float64))
+        labels.append(y.numpy())
+    return np.concatenate(labels), np.concatenate(probs)
+
+
+def classification_metrics(labels: np.ndarray, probs: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
+    """Metrics over all examples. labels: int [N]; probs: [N, C] rows summing to 1."""
+    n, c = probs.shape
+    if n == 0:
+        raise ValueError("no examples to evaluate")
+    ids = list(range(c))
+    predicted = probs.argmax(axis=1)
+    top3 = np.argsort(-probs, axis=1)[:, : min(3, c)]
+    precision, recall, f1, support = sk.precision_recall_fscore_support(labels, predicted, labels=ids, zero_division=0)
+    return {
+        "test_accuracy": float((predicted == labels).mean()),
+        "test_top3_accuracy": float((top3 == labels[:, None]).any(axis=1).mean()),
+        "test_loss": float(-np.log(np.clip(probs[np.arange(n), labels], 1e-7, 1.0)).mean()),
+        "num_test_examples": int(n),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i, name in enumerate(label_names)
+        },
+        "confusion_matrix": sk.confusion_matrix(labels, predicted, labels=ids).tolist(),
+    }

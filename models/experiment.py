@@ -1,0 +1,52 @@
+"""One model's experiment: train (or resume), evaluate its best checkpoint on the test split,
+write MODEL_DIR/<model>/metrics.json, confusion.png and curves.png."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from models import builder, evaluation, report, trainer
+
+log = logging.getLogger(__name__)
+
+
+def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Returns the metrics written to MODEL_DIR/<name>/metrics.json."""
+    run_dir = os.path.join(config.model_dir, name)
+    state = trainer.train(name, config, strategy, manifest)
+    # Evaluated on one device: predict_on_batch under MirroredStrategy would hand the whole
+    # batch to every replica. The test split is small next to training.
+    model = keras.models.load_model(os.path.join(run_dir, trainer.BEST))
+    labels, probs = evaluation.predict_split(model, config.data_dir, manifest, "test", config.batch_size)
+    history = state["history"]
+    result = {
+        "model": name,
+        "display_name": builder.DISPLAY_NAMES[name],
+        **evaluation.classification_metrics(labels, probs, manifest["label_names"]),
+        "best_val_accuracy": state["best_val_accuracy"],
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epochs_run"],
+        "stopped_early": state["stopped_early"],
+        "trainable_params": builder.trainable_params(model),
+        "label_names": manifest["label_names"],
+        "train_clips_per_second": trainer.clips_per_second(history),
+        "train_seconds": sum(e["train_seconds"] for e in history),
+        "history": history,
+        "config": {k: v for k, v in vars(config).items()},
+        "replicas": strategy.num_replicas_in_sync,
+    }
+    trainer.write_json(os.path.join(run_dir, "metrics.json"), result)
+    title = f"{builder.DISPLAY_NAMES[name]}: test accuracy {result['test_accuracy']:.3f}"
+    report.plot_confusion(result["confusion_matrix"], manifest["label_names"], title, os.path.join(run_dir, "confusion.png"))
+    report.plot_learning_curves(history, builder.DISPLAY_NAMES[name], os.path.join(run_dir, "curves.png"))
+    log.info(
+        "%s: test accuracy %.3f, top-3 %.3f, loss %.3f over %d clips; %.1f train clips/s",
+        name, result["test_accuracy"], result["test_top3_accuracy"], result["test_loss"],
+        result["num_test_examples"], result["train_clips_per_second"],
+    )
+    return result

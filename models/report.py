@@ -1,0 +1,99 @@
+"""Pictures and tables of results: confusion matrix, learning curves, the six-model comparison."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from models.builder import DISPLAY_NAMES  # noqa: E402
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], label_names: Sequence[str], title: str, path: str) -> None:
+    m = np.asarray(matrix)
+    size = max(5.0, 0.55 * len(label_names) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(label_names)), label_names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(label_names)), label_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for (i, j), v in np.ndenumerate(m):
+        if v:
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > m.max() / 2 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _curves(ax_loss, ax_acc, history: list[dict[str, Any]], title: str) -> None:
+    epochs = [e["epoch"] for e in history]
+    for key, style in (("", "--"), ("val_", "-")):
+        label = "validation" if key else "train"
+        ax_loss.plot(epochs, [e.get(f"{key}loss", np.nan) for e in history], style, label=label)
+        ax_acc.plot(epochs, [e.get(f"{key}accuracy", np.nan) for e in history], style, label=label)
+    ax_loss.set_title(f"{title} loss")
+    ax_acc.set_title(f"{title} accuracy")
+    ax_acc.set_ylim(0, 1)
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+
+
+def plot_learning_curves(history: list[dict[str, Any]], title: str, path: str) -> None:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    _curves(a, b, history, title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_comparison(results: Sequence[dict[str, Any]], path: str) -> None:
+    """Loss (top row) and accuracy (bottom row) curves of each model, side by side."""
+    n = len(results)
+    fig, axes = plt.subplots(2, n, figsize=(3.3 * n, 6.4), squeeze=False)
+    for i, r in enumerate(results):
+        _curves(axes[0][i], axes[1][i], r["history"], DISPLAY_NAMES.get(r["model"], r["model"]))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def comparison_table(results: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of the models' test results, best test accuracy first."""
+    rows = [
+        "| model | trainable params | test accuracy | test top-3 | test loss | best val accuracy | epochs | training time (s) | train clips/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(results, key=lambda r: -r["test_accuracy"]):
+        rows.append(
+            f"| {DISPLAY_NAMES.get(r['model'], r['model'])} | {r['trainable_params']:,} | {r['test_accuracy']:.3f} | "
+            f"{r['test_top3_accuracy']:.3f} | {r['test_loss']:.3f} | {r['best_val_accuracy']:.3f} | {r['epochs_run']} | "
+            f"{r['train_seconds']:.0f} | {r['train_clips_per_second']:.1f} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def write_comparison(model_dir: str, results: Sequence[dict[str, Any]]) -> str:
+    """MODEL_DIR/comparison.md and comparison_curves.png; returns the markdown's path."""
+    plot_comparison(results, os.path.join(model_dir, "comparison_curves.png"))
+    chance = 1.0 / len(results[0]["label_names"])
+    text = (
+        "# Model comparison (test split)\n\n"
+        + comparison_table(results)
+        + f"\nChance accuracy: {chance:.3f} ({len(results[0]['label_names'])} classes). "
+        "Each model's own report: `<model>/metrics.json`, `<model>/confusion.png`, `<model>/curves.png`.\n\n"
+        "![loss and accuracy curves](comparison_curves.png)\n"
+    )
+    path = os.path.join(model_dir, "comparison.md")
+    with open(path, "w") as f:
+        f.write(text)
+    return path

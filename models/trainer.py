@@ -1,0 +1,236 @@
+"""Training one model: distributed input, checkpoints that survive kill -9, early stopping.
+
+MODEL_DIR/<model>/ holds:
+    state.json        epochs run, per-epoch history, best validation accuracy, early-stopping
+                      count, and which checkpoint is the latest (written last, atomically)
+    history.json      the per-epoch history (loss, accuracy, top-3, validation, clips/s)
+    latest-NNNN.keras model + optimizer after epoch NNNN (what a restarted run resumes from)
+    best.keras        the model of the epoch with the best validation accuracy
+    logs/             TensorBoard
+
+A restarted run with the same command loads the latest checkpoint named in state.json and
+continues at the next epoch; a checkpoint file is written under a temporary name and renamed,
+and state.json only names complete files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from models import builder, strategy as strategy_lib
+from pipeline.input import make_dataset
+
+log = logging.getLogger(__name__)
+
+STATE = "state.json"
+HISTORY = "history.json"
+BEST = "best.keras"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    data_dir: str
+    model_dir: str
+    epochs: int = 50
+    batch_size: int = 64  # global, over all replicas
+    learning_rate: float = 1e-4
+    augment: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    jit_compile: bool = False
+    early_stopping: int = 0  # patience in epochs without a better val accuracy; 0 = off
+    steps_per_epoch: int = 0  # 0 = one pass over the training split
+    shuffle_buffer: int = 512
+
+
+def write_json(path: str, data: Any) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+def save_model(model: keras.Model, path: str) -> None:
+    """model.save under a temporary name, then rename: `path` is always a complete file."""
+    tmp = path[: -len(".keras")] + ".tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool) -> None:
+    """Adam, sparse categorical cross-entropy, accuracy and top-3.
+
+    Under a mixed_float16 policy the optimizer is wrapped in a LossScaleOptimizer, so small
+    float16 gradients do not underflow (the original ran mixed_float16 without loss scaling).
+    """
+    optimizer = keras.optimizers.Adam(learning_rate)
+    if keras.mixed_precision.dtype_policy().name == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k=3, name="top3_accuracy"),
+        ],
+        jit_compile=jit_compile,
+    )
+
+
+def new_state(name: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": name,
+        "input_shape": [manifest["num_frames"], manifest["height"], manifest["width"], 3],
+        "label_names": manifest["label_names"],
+        "epochs_run": 0,
+        "history": [],
+        "best_val_accuracy": None,
+        "best_epoch": 0,
+        "epochs_without_improvement": 0,
+        "stopped_early": False,
+        "latest": None,
+    }
+
+
+def load_state(run_dir: str, name: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The saved state of a run, or a new one; refuses a run made on data of another shape."""
+    path = os.path.join(run_dir, STATE)
+    if not os.path.exists(path):
+        return new_state(name, manifest)
+    with open(path) as f:
+        state = json.load(f)
+    fresh = new_state(name, manifest)
+    for key in ("input_shape", "label_names"):
+        if state[key] != fresh[key]:
+            raise ValueError(
+                f"{path}: this run was trained with {key} {state[key]}, but the data dir's manifest has "
+                f"{fresh[key]}; use another --model_dir"
+            )
+    return state
+
+
+class Checkpointing(keras.callbacks.Callback):
+    """After each epoch: history, best model, latest checkpoint, early stopping, state.json."""
+
+    def __init__(self, run_dir: str, state: dict[str, Any], clips_per_epoch: int, patience: int):
+        super().__init__()
+        self.run_dir, self.state, self.clips, self.patience = run_dir, state, clips_per_epoch, patience
+        self._start = self._train_end = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._train_end = time.monotonic(), 0.0
+
+    def on_test_begin(self, logs=None):  # validation starts: the training part of the epoch is over
+        self._train_end = self._train_end or time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.monotonic()
+        train_seconds = (self._train_end or now) - self._start
+        entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        entry.update(train_seconds=train_seconds, epoch_seconds=now - self._start, clips_per_second=self.clips / train_seconds)
+        s = self.state
+        s["history"].append(entry)
+        s["epochs_run"] = epoch + 1
+        val = entry.get("val_accuracy")
+        if val is not None and (s["best_val_accuracy"] is None or val > s["best_val_accuracy"]):
+            save_model(self.model, os.path.join(self.run_dir, BEST))
+            s.update(best_val_accuracy=val, best_epoch=epoch + 1, epochs_without_improvement=0)
+        else:
+            s["epochs_without_improvement"] += 1
+        if self.patience and s["epochs_without_improvement"] >= self.patience:
+            s["stopped_early"] = True
+            self.model.stop_training = True
+        previous, latest = s["latest"], f"latest-{epoch + 1:04d}.keras"
+        save_model(self.model, os.path.join(self.run_dir, latest))
+        s["latest"] = latest
+        write_json(os.path.join(self.run_dir, HISTORY), s["history"])
+        write_json(os.path.join(self.run_dir, STATE), s)  # names only complete files
+        if previous and previous != latest:
+            os.remove(os.path.join(self.run_dir, previous))
+        log.info(
+            "%s epoch %d: loss %.4f accuracy %.3f val_loss %.4f val_accuracy %.3f (%.1f clips/s)",
+            s["model"], epoch + 1, entry.get("loss", float("nan")), entry.get("accuracy", float("nan")),
+            entry.get("val_loss", float("nan")), entry.get("val_accuracy", float("nan")), entry["clips_per_second"],
+        )
+
+
+class StepLog(keras.callbacks.Callback):
+    """Per-step progress as log lines when there is no terminal for Keras' progress bar."""
+
+    def __init__(self, name: str, steps: int, every: float = 30.0):
+        super().__init__()
+        self.name, self.steps, self.every, self._last = name, steps, every, 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            log.info("%s step %d/%d: loss %.4f", self.name, batch + 1, self.steps, float((logs or {}).get("loss", float("nan"))))
+
+
+def _datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]):
+    strategy_lib.per_replica_batch(config.batch_size, strategy)  # refuses a batch the replicas cannot split
+
+    def train_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+        return make_dataset(
+            config.data_dir, "train", ctx.get_per_replica_batch_size(config.batch_size), training=True,
+            input_context=ctx, augment=config.augment, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
+            deterministic=config.deterministic, manifest=manifest,
+        )
+
+    train = strategy.distribute_datasets_from_function(train_fn)
+    val = make_dataset(config.data_dir, "validation", config.batch_size, training=False, manifest=manifest)
+    return train, val
+
+
+def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Train `name` to config.epochs (or early stop), resuming a previous run. Returns its state."""
+    run_dir = os.path.join(config.model_dir, name)
+    os.makedirs(run_dir, exist_ok=True)
+    state = load_state(run_dir, name, manifest)
+    if state["epochs_run"] >= config.epochs or state["stopped_early"]:
+        log.info("%s: already trained (%d epochs); evaluating", name, state["epochs_run"])
+        return state
+    if manifest["splits"]["validation"]["num_examples"] == 0:
+        raise ValueError(f"{config.data_dir}: the validation split is empty; prepare with more clips per class")
+    train_ds, val_ds = _datasets(config, strategy, manifest)
+    n_train = manifest["splits"]["train"]["num_examples"]
+    steps = config.steps_per_epoch or max(1, n_train // config.batch_size)
+    with strategy.scope():
+        if state["latest"]:
+            log.info("%s: resuming after epoch %d from %s", name, state["epochs_run"], state["latest"])
+            model = keras.models.load_model(os.path.join(run_dir, state["latest"]))
+        else:
+            t, h, w, _ = state["input_shape"]
+            model = builder.build_model(name, num_frames=t, height=h, width=w, num_classes=len(manifest["label_names"]))
+            compile_model(model, config.learning_rate, config.jit_compile)
+    callbacks = [
+        Checkpointing(run_dir, state, steps * config.batch_size, config.early_stopping),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
+    ]
+    tty = sys.stdout.isatty()
+    if not tty:
+        callbacks.append(StepLog(name, steps))
+    model.fit(
+        train_ds, epochs=config.epochs, initial_epoch=state["epochs_run"], steps_per_epoch=steps,
+        validation_data=val_ds, callbacks=callbacks, verbose=1 if tty else 0, shuffle=False,
+    )
+    return state
+
+
+def clips_per_second(history: list[dict[str, Any]]) -> float:
+    """Training throughput: median over epochs, leaving out the first (tracing and warm-up)."""
+    rates = [e["clips_per_second"] for e in history]
+    if not rates:
+        return 0.0
+    return float(statistics.median(rates[1:] if len(rates) > 1 else rates))

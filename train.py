@@ -1,0 +1,108 @@
+"""Train one of the six models, or all six, on prepared shards; evaluate on the test split.
+
+    python train.py --data_dir=OUT --model=cnn_gru --model_dir=runs/x [flags]
+    python train.py --data_dir=OUT --model=all --model_dir=runs/x   # + comparison.md
+
+Flags only choose and override; the work is in `models/` and `pipeline/`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_dir", None, "Output dir of `python -m pipeline.prepare` (holds manifest.json).")
+flags.DEFINE_string("model", "cnn_gru", "One of simple_rnn, lstm, gru, cnn_simple_rnn, cnn_lstm, cnn_gru, or 'all'.")
+flags.DEFINE_string("model_dir", "runs/train", "Checkpoints, logs, metrics and reports go to MODEL_DIR/<model>/.")
+flags.DEFINE_integer("epochs", 50, "Epochs (the original's recipe: 50).")
+flags.DEFINE_integer("batch_size", 64, "Global batch size, split over replicas.")
+flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.")
+flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "one_device", "multi_worker", "tpu"], "Distribution strategy.")
+flags.DEFINE_string("tpu", "", "TPU name or address, with --strategy=tpu.")
+flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Compute precision policy.")
+flags.DEFINE_bool("jit_compile", False, "Compile train steps with XLA.")
+flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and augmentation.")
+flags.DEFINE_bool("deterministic", False, "Deterministic ops and input order (slower).")
+flags.DEFINE_bool("augment", False, "Augment training clips (flip, exposure jitter, small crop).")
+flags.DEFINE_integer("early_stopping", 0, "Stop after this many epochs without a better validation accuracy (0: off).")
+flags.DEFINE_integer("steps_per_epoch", 0, "Training steps per epoch (0: one pass over the training split).")
+flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices (MirroredStrategy without GPUs).")
+flags.DEFINE_bool("summary_only", False, "Print each selected model's trainable parameter count and exit.")
+
+
+def _model_names() -> list[str]:
+    from models import MODEL_NAMES
+
+    if FLAGS.model == "all":
+        return list(MODEL_NAMES)
+    if FLAGS.model not in MODEL_NAMES:
+        raise app.UsageError(f"--model: unknown {FLAGS.model!r}; choose one of {', '.join(MODEL_NAMES)} or all")
+    return [FLAGS.model]
+
+
+def _print_summary(names: list[str], manifest: dict | None) -> None:
+    from models import build_model, trainable_params
+
+    shape = dict(num_frames=10, height=240, width=320, num_classes=12)
+    if manifest:
+        shape = dict(num_frames=manifest["num_frames"], height=manifest["height"], width=manifest["width"], num_classes=len(manifest["label_names"]))
+    for name in names:
+        print(f"{name}\t{trainable_params(build_model(name, **shape))}")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    names = _model_names()
+    import keras
+    import tensorflow as tf
+
+    from models import experiment, report, strategy as strategy_lib, trainer
+    from pipeline import manifest as manifest_lib
+
+    if FLAGS.summary_only:
+        _print_summary(names, manifest_lib.load(FLAGS.data_dir) if FLAGS.data_dir else None)
+        return
+    if not FLAGS.data_dir:
+        raise app.UsageError("--data_dir is required")
+    try:
+        manifest = manifest_lib.load(FLAGS.data_dir)
+    except manifest_lib.ManifestError as e:
+        sys.exit(f"train: error: {e}")
+    tf.get_logger().setLevel("WARNING")  # tf.distribute logs every all-reduce at INFO
+    if FLAGS.logical_cpus:
+        strategy_lib.split_cpu(FLAGS.logical_cpus)
+    keras.utils.set_random_seed(FLAGS.seed)
+    if FLAGS.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy_lib.set_precision(FLAGS.mixed_precision)
+    strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.tpu)
+    logging.info("%s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    config = trainer.TrainConfig(
+        data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate, augment=FLAGS.augment, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
+        jit_compile=FLAGS.jit_compile, early_stopping=FLAGS.early_stopping, steps_per_epoch=FLAGS.steps_per_epoch,
+    )
+    results = []
+    try:
+        for name in names:
+            results.append(experiment.train_and_evaluate(name, config, strategy, manifest))
+    except ValueError as e:
+        sys.exit(f"train: error: {e}")
+    except tf.errors.InvalidArgumentError as e:
+        if "corrupt shard" in e.message:
+            sys.exit(f"train: error: {e.message.splitlines()[0]}")
+        raise
+    if len(results) > 1:
+        path = report.write_comparison(FLAGS.model_dir, results)
+        print(open(path).read())
+        logging.info("comparison report: %s", os.path.abspath(path))
+    for r in results:
+        logging.info("%s: metrics in %s", r["model"], os.path.abspath(os.path.join(FLAGS.model_dir, r["model"], "metrics.json")))
+
+
+if __name__ == "__main__":
+    app.run(main)
