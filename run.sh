@@ -20,13 +20,29 @@ ensure_venv() {
   fi
 }
 
+# The main job on built-in data: generate videos, prepare shards, verify them, train and
+# compare the six models. Sized to finish in about ten minutes on 2 CPU cores.
+demo() {
+  out=$1
+  py="$venv/bin/python"
+  step() { echo; echo "+ $*"; "$@"; }
+  step "$py" -m pipeline.synthetic --output_dir="$out/videos" --clips_per_class=24 --num_actors=6
+  step "$py" -m pipeline.prepare --data_dir="$out/videos" --output_dir="$out/shards" \
+    --height=60 --width=80 --group_regex='^(actor\d+)_'
+  step "$py" -m pipeline.verify "$out/shards"
+  step "$py" train.py --data_dir="$out/shards" --model=all --model_dir="$out/models" \
+    --epochs=15 --batch_size=16 --learning_rate=1e-3
+  echo
+  echo "Comparison report: $out/models/comparison.md (curves: $out/models/comparison_curves.png)"
+}
+
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 cmd=${1:-}
 shift || true
 case "$cmd" in
   demo)
     ensure_venv
-    exec "$venv/bin/python" -m pipeline.demo --output_dir="${1:-runs/demo}"
+    demo "${1:-runs/demo}"
     ;;
   test)
     ensure_venv

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]) -> dict[str, Any]:
     """Returns the metrics written to MODEL_DIR/<name>/metrics.json."""
     run_dir = os.path.join(config.model_dir, name)
+    for split in ("validation", "test"):
+        if manifest["splits"][split]["num_examples"] == 0:
+            raise ValueError(f"{config.data_dir}: the {split} split is empty; prepare more clips or other --split_fractions")
     state = trainer.train(name, config, strategy, manifest)
     # Evaluated on one device: predict_on_batch under MirroredStrategy would hand the whole
     # batch to every replica. The test split is small next to training.

@@ -201,8 +201,6 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
     if state["epochs_run"] >= config.epochs or state["stopped_early"]:
         log.info("%s: already trained (%d epochs); evaluating", name, state["epochs_run"])
         return state
-    if manifest["splits"]["validation"]["num_examples"] == 0:
-        raise ValueError(f"{config.data_dir}: the validation split is empty; prepare with more clips per class")
     train_ds, val_ds = _datasets(config, strategy, manifest)
     n_train = manifest["splits"]["train"]["num_examples"]
     steps = config.steps_per_epoch or max(1, n_train // config.batch_size)

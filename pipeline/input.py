@@ -2,7 +2,7 @@
 
 Train: shard by input pipeline (files when there are enough, else examples), reshuffle files
 every epoch, parallel interleave, shuffle serialized clips (small: JPEG bytes, not pixels),
-parallel decode, optional augmentation, repeat, batch, prefetch.
+repeat, parallel decode, optional augmentation, batch, prefetch.
 Eval: every example exactly once, in manifest order, no augmentation.
 
 Each shard is read with its record count from the manifest: a corrupt or truncated shard fails
@@ -99,7 +99,7 @@ def make_dataset(
     # We shard ourselves; tf.distribute's auto-sharding would shard a second time.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     if training and not cache:
-        files = files.shuffle(num_files, seed=seed, reshuffle_each_iteration=True).repeat()
+        files = files.shuffle(num_files, seed=seed, reshuffle_each_iteration=True)
         ds = files.interleave(_checked_records, cycle_length=min(num_files, 8), num_parallel_calls=AUTOTUNE)
     else:
         ds = files.flat_map(_checked_records)  # one shard after another: manifest order
@@ -108,12 +108,13 @@ def make_dataset(
     if pipelines > 1 and not by_files:
         ds = ds.shard(pipelines, pipeline_id)
     if training and not cache:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)  # clips, as JPEG bytes
+        # Shuffle clips (as JPEG bytes, not pixels) before repeating, so each epoch is one pass.
+        ds = ds.shuffle(min(shuffle_buffer, sum(counts)), seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.map(_decoder(manifest), num_parallel_calls=AUTOTUNE)
     if cache:
         ds = ds.cache()
         if training:
-            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+            ds = ds.shuffle(min(shuffle_buffer, sum(counts)), seed=seed, reshuffle_each_iteration=True).repeat()
     if training and augment:
         ds = augment_lib.apply(ds, seed)
     ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)

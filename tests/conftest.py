@@ -48,3 +48,42 @@ def split_tree(root: str, seed: int = 0, group_regex: str = "") -> tuple[list[st
     names, vids = index.resolve_labels(index.index_tree(root), None)
     vids = index.assign_groups(vids, group_regex or None)
     return names, index.split_videos(vids, (0.7, 0.15, 0.15), seed)
+
+
+def pixel(example: int, frame: int) -> int:
+    """The flat pixel value of `frame` of `example` in `make_shards` data."""
+    return (example * 12 + frame * 3) % 250  # unique for 20 examples of up to 4 frames
+
+
+def make_shards(out_dir: str, sizes: dict, num_classes: int = 3, num_frames: int = 3, height: int = 16, width: int = 16, shards_per_split: int = 2) -> dict:
+    """Shards written straight from numpy clips: example i of a split has label i % num_classes and
+    frame t flat at pixel(i, t), so a reader bug shows as a wrong number. Returns the manifest."""
+    import numpy as np
+
+    from pipeline import frames as frames_lib
+    from pipeline import manifest as manifest_lib
+    from pipeline import records, shards
+
+    os.makedirs(out_dir, exist_ok=True)
+    names = [f"class{c}" for c in range(num_classes)]
+    splits = {}
+    for split, n in sizes.items():
+        recs, examples = [], []
+        for i in range(n):
+            clip = np.stack([np.full((height, width, 3), pixel(i, t), np.uint8) for t in range(num_frames)])
+            source = f"{names[i % num_classes]}/{split}{i:03d}.mp4"
+            recs.append(records.encode(frames_lib.encode_jpeg(clip, 95), list(range(num_frames)), num_frames, i % num_classes, names[i % num_classes], source))
+            examples.append({"source": source, "label": i % num_classes})
+        infos = []
+        if n:
+            bounds = shards.shard_boundaries(n, shards_per_split)
+            for k, (a, b) in enumerate(bounds):
+                path = os.path.join(out_dir, shards.shard_file_name(split, k, len(bounds)))
+                infos.append(shards.write_shard(path, recs[a:b]).__dict__)
+        splits[split] = {"num_examples": n, "shards": infos, "examples": examples}
+    manifest = {
+        "format_version": manifest_lib.FORMAT_VERSION, "fingerprint": "test", "label_names": names,
+        "num_frames": num_frames, "height": height, "width": width, "settings": {}, "splits": splits, "skipped": [],
+    }
+    manifest_lib.write(out_dir, manifest)
+    return manifest

@@ -1,0 +1,118 @@
+"""make_dataset: exact evaluation, shuffled repeated training, sharding by input pipeline,
+augmentation, corrupt shards named, no hidden cache."""
+
+import collections
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import augment, make_dataset
+from tests.conftest import make_shards, pixel
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("shards"))
+    make_shards(out, {"train": 20, "validation": 7, "test": 0}, shards_per_split=4)
+    return out
+
+
+def _ids(frames: np.ndarray) -> list[int]:
+    """Example ids from frame 0's pixel value (pixel(i, 0) = 12 i for i < 20)."""
+    return [int(round(f[0].mean() / 12)) for f in frames]
+
+
+def test_eval_gives_every_example_once_in_order_with_shapes_and_dtypes(data):
+    batches = list(make_dataset(data, "validation", 3, training=False))
+    assert [b[0].shape[0] for b in batches] == [3, 3, 1]  # last partial batch kept
+    frames = np.concatenate([b[0].numpy() for b in batches])
+    labels = np.concatenate([b[1].numpy() for b in batches])
+    assert frames.dtype == np.uint8 and frames.shape == (7, 3, 16, 16, 3)
+    assert batches[0][1].dtype == tf.int32 and list(labels) == [i % 3 for i in range(7)]
+    for i in range(7):
+        for t in range(3):
+            assert abs(float(frames[i, t].mean()) - pixel(i, t)) <= 1.0
+    assert int(make_dataset(data, "validation", 3, training=False).cardinality()) == 3
+
+
+def test_training_batches_are_full_shuffled_repeated_and_cover_the_split(data):
+    ds = make_dataset(data, "train", 4, training=True, seed=1)
+    batches = list(ds.take(15).as_numpy_iterator())  # 3 epochs of 20
+    assert all(b[0].shape == (4, 3, 16, 16, 3) for b in batches)
+    ids = [i for b in batches for i in _ids(b[0])]
+    assert set(ids[:40]) == set(range(20))  # coverage within two epochs
+    assert ids[:20] != list(range(20))
+    counts = collections.Counter(ids)
+    assert min(counts.values()) >= 1 and max(counts.values()) <= 5
+
+
+@pytest.mark.parametrize("shards_per_split, mode", [(4, "files"), (1, "examples")])
+def test_input_pipelines_read_disjoint_parts(tmp_path, shards_per_split, mode):
+    out = str(tmp_path)
+    make_shards(out, {"train": 12, "validation": 9, "test": 0}, shards_per_split=shards_per_split)
+    parts = []
+    for pid in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pid, num_replicas_in_sync=2)
+        frames = np.concatenate([f for f, _ in make_dataset(out, "validation", 2, training=False, input_context=ctx).as_numpy_iterator()])
+        parts.append(_ids(frames))
+        train = list(make_dataset(out, "train", 2, training=True, input_context=ctx, seed=0).take(3).as_numpy_iterator())
+        assert len({i for f, _ in train for i in _ids(f)}) >= 4
+    assert not set(parts[0]) & set(parts[1])
+    assert sorted(parts[0] + parts[1]) == list(range(9))
+
+
+def test_augmentation_is_the_same_for_every_frame_and_seeded():
+    clip = tf.constant(np.tile(np.linspace(0, 255, 16 * 16 * 3).reshape(1, 16, 16, 3).astype(np.uint8), [4, 1, 1, 1]))
+    seed = tf.constant([3, 7], tf.int64)
+    eager = augment.augment_clip(clip, seed).numpy()
+    assert eager.dtype == np.uint8 and eager.shape == (4, 16, 16, 3)
+    assert all(np.array_equal(eager[0], eager[t]) for t in range(4))  # one draw per clip
+    assert not np.array_equal(eager, clip.numpy())
+    in_graph = next(iter(tf.data.Dataset.from_tensors((clip, seed)).map(augment.augment_clip))).numpy()
+    assert np.array_equal(eager, in_graph)
+    other = augment.augment_clip(clip, tf.constant([4, 7], tf.int64)).numpy()
+    assert not np.array_equal(eager, other)
+
+
+def test_augmented_training_keeps_shapes_and_labels(data):
+    frames, labels = next(iter(make_dataset(data, "train", 5, training=True, augment=True, seed=2)))
+    assert frames.dtype == tf.uint8 and frames.shape == (5, 3, 16, 16, 3)
+    assert set(labels.numpy()) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize("damage", ["flip-byte", "truncate"])
+def test_corrupt_shard_fails_naming_the_shard(tmp_path, damage):
+    out = str(tmp_path)
+    m = make_shards(out, {"train": 8, "validation": 8, "test": 0}, shards_per_split=2)
+    bad = os.path.join(out, m["splits"]["validation"]["shards"][1]["file"])
+    data = bytearray(open(bad, "rb").read())
+    if damage == "flip-byte":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) * 2 // 3]
+    open(bad, "wb").write(bytes(data))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="corrupt shard") as e:
+        list(make_dataset(out, "validation", 2, training=False))
+    assert bad in e.value.message
+    with pytest.raises(tf.errors.InvalidArgumentError, match="corrupt shard"):
+        list(make_dataset(out, "validation", 2, training=True).take(20))
+
+
+def _ops(ds: tf.data.Dataset) -> set:
+    graph = tf.compat.v1.GraphDef.FromString(ds._as_serialized_graph().numpy())
+    return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+
+
+def test_no_cache_of_decoded_frames_unless_asked(data):
+    assert "CacheDatasetV2" not in _ops(make_dataset(data, "train", 4, training=True))
+    assert "CacheDatasetV2" not in _ops(make_dataset(data, "validation", 4, training=False))
+    assert "CacheDatasetV2" in _ops(make_dataset(data, "validation", 4, training=False, cache=True))
+
+
+def test_empty_split_and_bad_batch_are_clear_errors(data):
+    with pytest.raises(ValueError, match="split 'test' has no examples"):
+        make_dataset(data, "test", 4, training=False)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        make_dataset(data, "train", 0, training=True)
