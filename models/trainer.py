@@ -92,6 +92,7 @@ def new_state(name: str, manifest: dict[str, Any]) -> dict[str, Any]:
         "model": name,
         "input_shape": [manifest["num_frames"], manifest["height"], manifest["width"], 3],
         "label_names": manifest["label_names"],
+        "jpeg_quality": manifest.get("settings", {}).get("jpeg_quality", 90),  # for export and predict
         "epochs_run": 0,
         "history": [],
         "best_val_accuracy": None,

@@ -89,7 +89,10 @@ def decode_frames(jpegs: tf.Tensor, num_frames: int, height: int, width: int) ->
         tf.io.decode_jpeg(jpegs[i], channels=3, dct_method="INTEGER_ACCURATE") for i in range(num_frames)
     ]
     clip = tf.stack(frames)
-    tf.debugging.assert_equal(
-        tf.shape(clip)[1:3], tf.constant([height, width]), message="frame size differs from the manifest"
+    size_ok = tf.debugging.assert_equal(
+        tf.shape(clip)[1:3], tf.constant([height, width]), message=f"frame size differs from {height}x{width}"
     )
-    return tf.ensure_shape(clip, [num_frames, height, width, 3])
+    with tf.control_dependencies([size_ok]):
+        clip = tf.identity(clip)
+    clip.set_shape([num_frames, height, width, 3])  # static only: the assertion above checked it
+    return clip

@@ -1,0 +1,79 @@
+"""Latency of serving on this machine: predict per video, and the SavedModel per clip.
+
+    python benchmarks/serving_latency.py --saved_model=EXPORT/<model>/<version> --checkpoint=MODEL_DIR/<model>/best.keras VIDEO...
+
+Prints one JSON object. Baselines measured in the same run: the Keras model called directly on
+the same frames (what the SavedModel wraps), and decoding alone (what predict adds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("saved_model", None, "Exported version dir.", required=True)
+flags.DEFINE_string("checkpoint", None, "The .keras checkpoint it was exported from.", required=True)
+flags.DEFINE_integer("repeats", 20, "Timed calls per figure (after one warm-up).")
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str]) -> None:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from models import serving
+    from pipeline import frames, predict
+
+    videos = argv[1:]
+    if not videos:
+        raise app.UsageError("give at least one video")
+    meta = serving.load_preprocessing(FLAGS.saved_model)
+    loaded = tf.saved_model.load(FLAGS.saved_model)
+    by_frames, by_records = loaded.signatures["serving_default"], loaded.signatures["classify_records"]
+    model = keras.models.load_model(FLAGS.checkpoint)
+    shape = (meta["num_frames"], meta["height"], meta["width"])
+    clip = tf.constant(frames.read_clip(videos[0], *shape).frames[None])
+    batch32 = tf.constant(np.repeat(clip.numpy(), 32, axis=0))
+    record = tf.constant([predict.video_record(videos[0], meta)])
+    n = FLAGS.repeats
+    decode_only = statistics.median(
+        _median_seconds(lambda v=v: frames.read_encoded_clip((v, *shape, meta["jpeg_quality"])), max(3, n // 4)) for v in videos
+    )
+    per_video = statistics.median(
+        _median_seconds(lambda v=v: by_records(records=tf.constant([predict.video_record(v, meta)])), max(3, n // 4)) for v in videos
+    )
+    figures = {
+        "machine_cpus": os.cpu_count(),
+        "clip_shape": list(shape),
+        "predict_seconds_per_video": per_video,
+        "decode_only_seconds_per_video": decode_only,
+        "saved_model_seconds_per_clip_batch1": _median_seconds(lambda: by_frames(frames=clip), n),
+        "saved_model_seconds_per_clip_batch32": _median_seconds(lambda: by_frames(frames=batch32), max(3, n // 4)) / 32,
+        "saved_model_records_seconds_per_clip_batch1": _median_seconds(lambda: by_records(records=record), n),
+        "keras_seconds_per_clip_batch1": _median_seconds(lambda: model(clip, training=False), n),
+    }
+    figures["saved_model_vs_keras_batch1"] = figures["saved_model_seconds_per_clip_batch1"] / figures["keras_seconds_per_clip_batch1"]
+    figures["predict_vs_decode_only"] = per_video / decode_only
+    print(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,96 @@
+"""A trained model as a SavedModel for TF Serving or plain TensorFlow.
+
+Signatures:
+    serving_default(frames uint8 [None, T, H, W, 3])
+    classify_records(records string [None])      serialized clips in the shard format
+both -> probabilities float32 [None, C], class_id int64 [None], class_name string [None].
+
+The label names are constants in the graph. `assets.extra/preprocessing.json` says how to turn a
+video into frames (clip shape, JPEG quality, label names), for `pipeline.predict`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Sequence
+
+import keras
+import tensorflow as tf
+
+from pipeline import records
+
+PREPROCESSING = os.path.join("assets.extra", "preprocessing.json")
+
+
+def portable(model: keras.Model) -> keras.Model:
+    """Make recurrent layers trace their generic kernels.
+
+    On a machine with a GPU, Keras traces LSTM/GRU as CudnnRNNV3, an op that exists only with
+    cuDNN: a SavedModel exported there would not load on a CPU server. Weights are the same.
+    """
+    for layer in model._flatten_layers(include_self=False):
+        if hasattr(layer, "use_cudnn"):
+            layer.use_cudnn = False
+    return model
+
+
+def _outputs(probabilities: tf.Tensor, label_names: Sequence[str]) -> dict[str, tf.Tensor]:
+    class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+    names = tf.constant(list(label_names), tf.string)
+    return {
+        "probabilities": tf.cast(probabilities, tf.float32),
+        "class_id": class_id,
+        "class_name": tf.gather(names, class_id),
+    }
+
+
+def export(model: keras.Model, path: str, label_names: Sequence[str], jpeg_quality: int) -> None:
+    """Write `model` as a SavedModel at `path` (which must not exist yet)."""
+    _, t, h, w, _ = model.input.shape
+    portable(model)
+
+    def classify_frames(frames: tf.Tensor) -> dict[str, tf.Tensor]:
+        # A placeholder's static shape is not checked when a server feeds it: check here, so a
+        # request of another shape fails instead of being reshaped into the model.
+        actual = tf.shape(frames)
+        padded = tf.concat([actual, tf.zeros([5], tf.int32)], axis=0)  # compares even at another rank
+        ok = tf.logical_and(tf.equal(tf.size(actual), 5), tf.reduce_all(tf.equal(padded[1:5], [t, h, w, 3])))
+        shape_ok = tf.debugging.Assert(ok, [f"frames must be uint8 [batch, {t}, {h}, {w}, 3]; got shape", actual])
+        with tf.control_dependencies([shape_ok]):
+            frames = tf.identity(frames)
+        return _outputs(model(frames, training=False), label_names)
+
+    def classify_records(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        parsed = records.parse(serialized, t)
+        frames = tf.map_fn(
+            lambda jpegs: records.decode_frames(jpegs, t, h, w), parsed[records.FRAMES],
+            fn_output_signature=tf.TensorSpec([t, h, w, 3], tf.uint8),
+        )
+        return classify_frames(frames)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", classify_frames, [tf.TensorSpec([None, t, h, w, 3], tf.uint8, name="frames")])
+    archive.add_endpoint("classify_records", classify_records, [tf.TensorSpec([None], tf.string, name="records")])
+    archive.write_out(path, verbose=False)
+    meta = {"num_frames": t, "height": h, "width": w, "jpeg_quality": jpeg_quality, "label_names": list(label_names)}
+    os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
+    with open(os.path.join(path, PREPROCESSING), "w") as f:
+        json.dump(meta, f, indent=1)
+
+
+def load_preprocessing(saved_model_dir: str) -> dict[str, Any]:
+    path = os.path.join(saved_model_dir, PREPROCESSING)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: missing; was {saved_model_dir} written by export.py?")
+    with open(path) as f:
+        return json.load(f)
+
+
+def next_version(base: str) -> int:
+    """The next free integer version under `base` (TF Serving's layout), starting at 1."""
+    if not os.path.isdir(base):
+        return 1
+    versions = [int(n) for n in os.listdir(base) if n.isdigit()]
+    return max(versions, default=0) + 1

@@ -1,0 +1,183 @@
+"""export.py and predict: signatures, portability, same answers, bad requests, no train/serve skew."""
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from models import serving, trainer
+from pipeline import make_dataset, manifest as manifest_lib, predict, records, writer
+from tests.conftest import ROOT, SMALL, run_module, split_tree
+
+MODEL = "cnn_lstm"
+keras_tf_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")  # decides cuDNN at trace time
+
+
+@pytest.fixture(scope="module")
+def trained(video_tree, tmp_path_factory):
+    """Built-in videos prepared at 4 x 24 x 32, cnn_lstm trained for one epoch, then exported."""
+    root = tmp_path_factory.mktemp("export")
+    shards, models, exported = str(root / "shards"), str(root / "models"), str(root / "exported")
+    names, by_split = split_tree(video_tree)
+    manifest = writer.write_dataset(by_split, names, shards, writer.Settings(**SMALL), num_workers=2)
+    config = trainer.TrainConfig(data_dir=shards, model_dir=models, epochs=1, batch_size=4)
+    trainer.train(MODEL, config, tf.distribute.get_strategy(), manifest)
+    result = run_module("export", f"--model_dir={models}", f"--model={MODEL}", f"--export_dir={exported}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {"shards": shards, "models": models, "exported": exported, "saved": os.path.join(exported, MODEL, "1"), "manifest": manifest}
+
+
+def _ops(saved_model_dir):
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString(open(os.path.join(saved_model_dir, "saved_model.pb"), "rb").read())
+    graph = proto.meta_graphs[0].graph_def
+    return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+
+
+def test_versioned_layout_and_refusal_to_overwrite(trained):
+    assert sorted(os.listdir(os.path.join(trained["exported"], MODEL))) == ["1"]
+    again = run_module("export", f"--model_dir={trained['models']}", f"--model={MODEL}", f"--export_dir={trained['exported']}", "--version=1")
+    assert again.returncode != 0 and "exists; choose another --version" in again.stderr
+    meta = serving.load_preprocessing(trained["saved"])
+    assert meta == {"num_frames": 4, "height": 24, "width": 32, "jpeg_quality": 90, "label_names": trained["manifest"]["label_names"]}
+
+
+def test_best_picks_the_highest_test_accuracy(tmp_path):
+    import export
+
+    for name, acc in (("gru", 0.4), ("cnn_gru", 0.7), ("lstm", 0.5)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"test_accuracy": acc}))
+    assert export.best_model(str(tmp_path)) == "cnn_gru"
+    with pytest.raises(FileNotFoundError, match="train a model first"):
+        export.best_model(str(tmp_path / "none"))
+
+
+def test_saved_model_cli_lists_both_signatures(trained):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    out = subprocess.run([cli, "show", "--dir", trained["saved"], "--all"], capture_output=True, text=True, timeout=120).stdout
+    assert "signature_def['serving_default']" in out and "signature_def['classify_records']" in out
+    assert "inputs['frames']" in out and "DT_UINT8" in out and "shape: (-1, 4, 24, 32, 3)" in out
+    assert "inputs['records']" in out and "DT_STRING" in out
+    for name in ("probabilities", "class_id", "class_name"):
+        assert f"outputs['{name}']" in out
+
+
+def test_export_made_on_a_gpu_machine_has_no_cudnn_only_ops(trained, tmp_path, monkeypatch):
+    monkeypatch.setattr(keras_tf_rnn, "_is_gpu_available", lambda: True)  # as Keras sees a GPU host
+    model = keras.models.load_model(os.path.join(trained["models"], MODEL, trainer.BEST))
+    spec = tf.TensorSpec([None, 4, 24, 32, 3], tf.uint8)
+    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph.as_graph_def()
+    traced = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+    assert "CudnnRNNV3" in traced  # the control: the training path is cuDNN-eligible
+    serving.export(model, str(tmp_path / "m"), ["a"] * 12, 90)
+    ops = _ops(str(tmp_path / "m"))
+    assert not {op for op in ops if "Cudnn" in op}
+    assert {"While", "ParseExampleV2", "DecodeJpeg"} <= ops  # generic RNN loop; the pipeline's parsing
+
+
+def _test_batch(trained):
+    frames, labels = next(iter(make_dataset(trained["shards"], "validation", 6, training=False)))
+    raw = next(iter(tf.data.TFRecordDataset(manifest_lib.shard_paths(trained["shards"], trained["manifest"], "validation")).batch(6)))
+    return frames, labels, raw
+
+
+def test_same_answers_as_keras_through_either_signature(trained):
+    model = keras.models.load_model(os.path.join(trained["models"], MODEL, trainer.BEST))
+    loaded = tf.saved_model.load(trained["saved"])
+    frames, _, raw = _test_batch(trained)
+    expected = model.predict(frames, verbose=0)
+    by_frames = loaded.signatures["serving_default"](frames=frames)
+    by_records = loaded.signatures["classify_records"](records=raw)
+    np.testing.assert_allclose(by_frames["probabilities"].numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(by_records["probabilities"].numpy(), expected, atol=1e-5)
+    ids = by_frames["class_id"].numpy()
+    assert by_frames["class_id"].dtype == tf.int64 and list(ids) == list(expected.argmax(axis=1))
+    names = trained["manifest"]["label_names"]
+    assert [n.decode() for n in by_records["class_name"].numpy()] == [names[i] for i in ids]
+
+
+def test_fresh_process_importing_nothing_from_the_project(trained, tmp_path):
+    frames, _, raw = _test_batch(trained)
+    np.save(tmp_path / "frames.npy", frames.numpy())
+    (tmp_path / "records.json").write_text(json.dumps([r.hex() for r in raw.numpy()]))
+    script = f"""
+import json, numpy as np, tensorflow as tf
+try:
+    import pipeline
+    raise SystemExit("the project is importable here")
+except ImportError:
+    pass
+m = tf.saved_model.load({trained['saved']!r})
+a = m.signatures["serving_default"](frames=tf.constant(np.load("frames.npy")))
+recs = [bytes.fromhex(h) for h in json.load(open("records.json"))]
+b = m.signatures["classify_records"](records=tf.constant(recs))
+print(json.dumps({{"a": a["probabilities"].numpy().tolist(), "b": b["probabilities"].numpy().tolist(),
+                   "names": [n.decode() for n in b["class_name"].numpy()]}}))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    result = subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded = tf.saved_model.load(trained["saved"])
+    here = loaded.signatures["serving_default"](frames=frames)["probabilities"].numpy()
+    np.testing.assert_allclose(np.array(out["a"]), here, atol=1e-5)
+    np.testing.assert_allclose(np.array(out["b"]), here, atol=1e-5)
+    assert set(out["names"]) <= set(trained["manifest"]["label_names"])
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        np.zeros((2, 4, 24, 32, 3), np.float32),  # dtype
+        np.zeros((4, 24, 32, 3), np.uint8),  # rank
+        np.zeros((2, 5, 24, 32, 3), np.uint8),  # frame count
+        np.zeros((2, 4, 24, 30, 3), np.uint8),  # size
+    ],
+    ids=["float32", "rank-4", "5-frames", "30-wide"],
+)
+def test_bad_requests_fail_clearly(trained, frames):
+    sig = tf.saved_model.load(trained["saved"]).signatures["serving_default"]
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)) as e:
+        sig(frames=tf.constant(frames))
+    message = str(e.value)
+    assert "frames must be uint8 [batch, 4, 24, 32, 3]" in message or "expected to be a uint8 tensor" in message
+
+
+def test_record_of_another_size_is_refused(trained):
+    jpegs = [tf.io.encode_jpeg(tf.zeros([24, 30, 3], tf.uint8)).numpy()] * 4
+    record = records.encode(jpegs, [0, 1, 2, 3], 4, 0, "x", "x.mp4")
+    sig = tf.saved_model.load(trained["saved"]).signatures["classify_records"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="frame size differs"):
+        sig(records=tf.constant([record]))
+
+
+def test_predict_sees_the_same_bytes_as_the_shard_record(trained, video_tree):
+    meta = serving.load_preprocessing(trained["saved"])
+    raw = next(iter(tf.data.TFRecordDataset(manifest_lib.shard_paths(trained["shards"], trained["manifest"], "validation"))))
+    parsed = records.parse(tf.reshape(raw, [1]), 4)
+    source = parsed[records.SOURCE][0].numpy().decode()
+    mine = records.parse(tf.constant([predict.video_record(os.path.join(video_tree, source), meta)]), 4)
+    assert list(mine[records.FRAMES][0].numpy()) == list(parsed[records.FRAMES][0].numpy())  # byte-identical JPEG
+    assert list(mine[records.FRAME_INDICES][0].numpy()) == list(parsed[records.FRAME_INDICES][0].numpy())
+
+
+def test_predict_cli_reports_each_video_and_fails_for_a_broken_one(trained, video_tree):
+    good = [os.path.join(video_tree, e["source"]) for e in trained["manifest"]["splits"]["validation"]["examples"][:2]]
+    broken = os.path.join(video_tree, "Drink", "text.mp4")
+    result = run_module("pipeline.predict", f"--saved_model={trained['saved']}", "--json", "--top_k=2", good[0], broken, good[1])
+    assert result.returncode == 1
+    assert f"predict: error: {broken}" in result.stderr
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [line["video"] for line in lines] == [good[0], broken, good[1]]
+    assert "error" in lines[1] and len(lines[0]["top"]) == 2 and lines[0]["top"][0]["probability"] >= lines[0]["top"][1]["probability"]
+    text = run_module("pipeline.predict", f"--saved_model={trained['saved']}", good[0])
+    assert text.returncode == 0 and text.stdout.splitlines()[0] == good[0] and len(text.stdout.splitlines()) == 4
