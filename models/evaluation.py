@@ -16,13 +16,16 @@ from pipeline.input import make_dataset
 
 
 def predict_split(model: keras.Model, data_dir: str, manifest: dict[str, Any], split: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labels int [N], probabilities float [N, classes]) over every example of `split`, in order."""
+    """(labels int [N], probabilities float [N, classes]) over every example of `split`.
+
+    Evaluation reads examples in manifest order, so the labels come from the manifest.
+    """
     ds = make_dataset(data_dir, split, batch_size, training=False, manifest=manifest)
-    labels, probs = [], []
-    for frames, y in ds:
-        probs.append(np.asarray(model.predict_on_batch(frames), np.float64))
-        labels.append(y.numpy())
-    return np.concatenate(labels), np.concatenate(probs)
+    probs = np.asarray(model.predict(ds.map(lambda frames, labels: frames), verbose=0), np.float64)
+    labels = np.array([e["label"] for e in manifest["splits"][split]["examples"]], np.int64)
+    if len(labels) != len(probs):
+        raise ValueError(f"{data_dir}: {len(probs)} predictions for {len(labels)} {split} examples in the manifest")
+    return labels, probs
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:

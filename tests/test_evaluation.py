@@ -1,0 +1,37 @@
+"""Test metrics on hand-made predictions, and predict_split's order against the labels."""
+
+import keras
+import numpy as np
+import pytest
+
+from models import evaluation
+from tests.conftest import make_shards
+
+
+def test_metrics_count_every_example_once():
+    labels = np.array([0, 0, 1, 2, 2])
+    probs = np.array([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.1, 0.8, 0.1], [0.5, 0.1, 0.4], [0.0, 0.0, 1.0]])
+    m = evaluation.classification_metrics(labels, probs, ["a", "b", "c"])
+    assert m["test_accuracy"] == pytest.approx(3 / 5)
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
+    assert m["per_class"]["a"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    assert m["per_class"]["b"]["precision"] == pytest.approx(0.5) and m["per_class"]["c"]["recall"] == pytest.approx(0.5)
+    expected_loss = -np.mean(np.log(np.clip([0.7, 0.2, 0.8, 0.4, 1.0], 1e-7, 1)))
+    assert m["test_loss"] == pytest.approx(expected_loss)
+    top2 = evaluation.classification_metrics(labels, probs[:, [0, 1, 2]], ["a", "b", "c"])
+    assert top2["test_top3_accuracy"] == 1.0 and m["num_test_examples"] == 5
+
+
+def test_predict_split_pairs_each_prediction_with_its_label(tmp_path):
+    manifest = make_shards(str(tmp_path), {"train": 2, "validation": 7, "test": 0}, shards_per_split=3)
+
+    class Oracle(keras.layers.Layer):  # "predicts" the label encoded in the pixels: i % 3 for example i
+        def call(self, frames):
+            i = keras.ops.round(keras.ops.mean(keras.ops.cast(frames[:, 0], "float32"), axis=(1, 2, 3)) / 12)
+            return keras.ops.one_hot(keras.ops.cast(i, "int32") % 3, 3)
+
+    inputs = keras.Input((3, 16, 16, 3), dtype="uint8")
+    model = keras.Model(inputs, Oracle()(inputs))
+    labels, probs = evaluation.predict_split(model, str(tmp_path), manifest, "validation", batch_size=3)
+    assert list(labels) == [i % 3 for i in range(7)]
+    assert (probs.argmax(axis=1) == labels).all()
