@@ -19,6 +19,8 @@ import av
 import cv2
 import numpy as np
 
+from pipeline import sampler
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
@@ -139,11 +141,23 @@ def _collect(path: str, plan: Sequence[int], height: int, width: int) -> tuple[d
 def read_clip(path: str, num_frames: int, height: int, width: int) -> Clip:
     """Decode `path` and keep `num_frames` frames spread evenly over the frames it really holds.
 
-    Frame-accurate: frame i of the clip is exactly decoded frame `indices[i]`. The container's
-    frame count is not trusted: packets are counted by reading the file, and when decoding
-    gives another count (a truncated or odd file) the plan is made again on the real count.
-    Raises VideoError naming the file when there is no decodable frame.
+    Frame-accurate: frame i of the clip is exactly decoded frame `indices[i]` (in display
+    order), bit for bit what a full sequential decode gives. The fast path (`sampler`) decodes
+    only what those frames need; a file it cannot vouch for (truncated, an index that promises
+    other frames than the data holds, odd timestamps) is decoded sequentially instead, and the
+    plan is made on the frames really decoded. Raises VideoError naming the file when there is no
+    decodable frame.
     """
+    convert = lambda frame: letterbox(_to_rgb(frame), height, width)  # noqa: E731
+    fast = sampler.read_planned(path, _open, lambda n: sample_indices(n, num_frames), convert)
+    if fast is not None:
+        kept, plan, decoded = fast
+        return Clip(frames=np.stack([kept[i] for i in plan]), indices=tuple(plan), frames_decoded=decoded)
+    return read_clip_sequential(path, num_frames, height, width)
+
+
+def read_clip_sequential(path: str, num_frames: int, height: int, width: int) -> Clip:
+    """read_clip by decoding every frame in order: the reference method, and the fallback."""
     guess = _count_packets(path)
     plan = sample_indices(max(guess, 1), num_frames)
     kept, decoded = _collect(path, plan, height, width)

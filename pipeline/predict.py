@@ -19,9 +19,12 @@ from typing import Any
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("saved_model", None, "An exported version dir: EXPORT_DIR/<model>/<version>.")
-flags.DEFINE_integer("top_k", 3, "Classes shown per video.")
-flags.DEFINE_bool("json", False, "Print one JSON object per video instead of text.")
+
+
+def _define_flags() -> None:  # only when run as a program: the functions below are a library too
+    flags.DEFINE_string("saved_model", None, "An exported version dir: EXPORT_DIR/<model>/<version>.")
+    flags.DEFINE_integer("top_k", 3, "Classes shown per video.")
+    flags.DEFINE_bool("json", False, "Print one JSON object per video instead of text.")
 
 
 def video_record(path: str, meta: dict[str, Any]) -> bytes:
@@ -78,4 +81,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

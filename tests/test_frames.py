@@ -93,8 +93,11 @@ def test_short_video_repeats_frames(tmp_path, n, expected):
 
 
 def test_index_promising_more_frames_than_data_holds(tmp_path):
+    from pipeline import sampler
+
     path = videos.write_h264(str(tmp_path / "cut.mp4"), videos.flat_frames(30, noise=6), faststart=True, bframes=0, gop=1)
     videos.truncate(path, 0.5)
+    assert sampler.read_planned(path, frames._open, lambda m: sample_indices(m, 10), lambda f: f.pts) is None  # full decode
     with av.open(path) as c:
         promised = c.streams.video[0].frames
     clip = read_clip(path, 10, 24, 32)
@@ -162,3 +165,42 @@ def test_is_video_file_ignores_case_and_other_files():
     assert frames.is_video_file("a.MP4") and frames.is_video_file("b.WebM") and frames.is_video_file("c.m4v")
     assert not frames.is_video_file("notes.txt") and not frames.is_video_file("mp4")
     assert os.path.splitext("x.tar.gz")[1] not in frames.VIDEO_EXTENSIONS
+
+
+@pytest.mark.parametrize(
+    "kind, n, gop, bframes",
+    [("short-gop", 90, 15, 3), ("long-gop", 120, 250, 3), ("no-b-frames", 45, 10, 0), ("one-gop-short", 7, 250, 2)],
+)
+def test_fast_sampler_gives_exactly_the_sequential_frames(tmp_path, kind, n, gop, bframes):
+    frames_in = videos.flat_frames(n, 72, 96, noise=10)
+    path = videos.write_h264(str(tmp_path / f"{kind}.mp4"), frames_in, gop=gop, bframes=bframes)
+    from pipeline import sampler
+
+    assert sampler.read_planned(path, frames._open, lambda m: sample_indices(m, 10), lambda f: f.pts) is not None
+    fast = read_clip(path, 10, 36, 48)  # took the fast path (checked above)
+    slow = frames.read_clip_sequential(path, 10, 36, 48)
+    assert fast.indices == slow.indices == tuple(sample_indices(n, 10))
+    assert fast.frames_decoded == slow.frames_decoded == n
+    assert np.array_equal(fast.frames, slow.frames)  # bit for bit
+
+
+def test_fast_sampler_decodes_fewer_frames_than_a_full_decode(tmp_path, monkeypatch):
+    path = videos.write_h264(str(tmp_path / "g.mp4"), videos.flat_frames(150, 72, 96, noise=10), gop=15, bframes=3)
+    from pipeline import sampler
+
+    converted = []
+    real = sampler._decode_wanted
+
+    def counting(container, index, wanted, convert):
+        ctx = container.streams.video[0].codec_context
+        original = type(ctx).decode
+        decoded = []
+        monkeypatch.setattr(type(ctx), "decode", lambda self, p=None: decoded.extend(f := original(self, p)) or f)
+        out = real(container, index, wanted, convert)
+        converted.append(len(decoded))
+        return out
+
+    monkeypatch.setattr(sampler, "_decode_wanted", counting)
+    clip = read_clip(path, 10, 36, 48)
+    assert clip.frames_decoded == 150
+    assert converted and converted[0] < 150 * 0.6, converted
