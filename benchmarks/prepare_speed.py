@@ -39,9 +39,11 @@ FPS = 30
 
 
 def make_video(path: str, width: int, height: int, n: int, gop: int, seed: int) -> None:
-    """A dark noisy scene with a moving bright shape, H.264 (x264 veryfast, 3 B-frames)."""
+    """A dark scene with sensor noise that changes every frame (as at night: high gain) and a
+    moving bright shape; H.264 (x264 veryfast, crf 23, 3 B-frames, fixed GOP)."""
     rng = np.random.default_rng(seed)
     texture = rng.integers(0, 40, (height, width * 2, 3), dtype=np.uint8)
+    noise = [rng.integers(0, 12, (height, width, 3), dtype=np.uint8) for _ in range(16)]
     with av.open(path, "w") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -49,7 +51,7 @@ def make_video(path: str, width: int, height: int, n: int, gop: int, seed: int) 
         stream.codec_context.max_b_frames = 3
         stream.options = {"preset": "veryfast", "crf": "23", "sc_threshold": "0", "keyint_min": str(gop)}
         for i in range(n):
-            img = np.ascontiguousarray(texture[:, i % width : i % width + width])
+            img = texture[:, (i // 4) % width : (i // 4) % width + width] + noise[(i * 7) % 16]
             x = int((0.1 + 0.8 * i / n) * width)
             cv2.circle(img, (x, height // 2), height // 8, (200, 210, 220), -1)
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):

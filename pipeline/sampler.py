@@ -73,17 +73,24 @@ def read_planned(
     """
     with container_opener(path) as container:
         index = read_index(container)
-    if index is None:
-        return None
-    display = index.display_order
-    plan = plan_for(len(display))
-    wanted = {display[i]: i for i in set(plan)}  # pts -> display index
-    try:
-        with container_opener(path) as container:
-            kept = _decode_wanted(container, index, wanted, convert)
-    except (_Fallback, av.FFmpegError):
-        return None
+        if index is None:
+            return None
+        display = index.display_order
+        plan = plan_for(len(display))
+        wanted = {display[i]: i for i in set(plan)}  # pts -> display index
+        try:
+            kept = _decode_wanted(container, index, wanted, convert)  # starts with a seek
+        except (_Fallback, av.FFmpegError):
+            return None
     return kept, plan, len(display)
+
+
+def _jump_next(todo: list[int], goal: int, keys: list[int], at: int) -> bool:
+    """True when no planned frame after `goal` can be reached by decoding on from `at`."""
+    later = [t for t in todo if t > goal and t >= at]
+    if any(t < at for t in todo if t != goal):
+        return False  # another planned frame is already inside the decoder: keep decoding
+    return not later or keys[bisect.bisect_right(keys, later[0]) - 1] > at
 
 
 def _decode_wanted(container, index: PacketIndex, wanted: dict[int, int], convert) -> dict[int, np.ndarray]:
@@ -108,6 +115,9 @@ def _decode_wanted(container, index: PacketIndex, wanted: dict[int, int], conver
         if packets is None or start > at:
             if packets is not None:
                 take(ctx.decode(None))  # frames still inside the decoder before jumping
+                todo = [t for t in todo if wanted[index.pts[t]] not in kept]
+                if goal not in todo:
+                    continue
             container.seek(index.pts[start], stream=stream, backward=True)
             ctx.flush_buffers()
             packets = (p for p in container.demux(stream) if p.size > 0)
@@ -119,6 +129,14 @@ def _decode_wanted(container, index: PacketIndex, wanted: dict[int, int], conver
         else:
             pending = []
         while goal in todo:
+            if at > goal and _jump_next(todo, goal, keys, at):
+                # The goal is inside the decoder, held back only for reordering, and the next
+                # planned frame needs a jump anyway: drain instead of decoding further frames.
+                take(ctx.decode(None))
+                packets = None
+                if wanted[index.pts[goal]] not in kept:
+                    raise _Fallback
+                break
             packet = pending.pop() if pending else next(packets, None)
             if packet is None:  # end of stream: drain, then the goal must be out
                 take(ctx.decode(None))

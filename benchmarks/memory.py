@@ -1,0 +1,62 @@
+"""Peak memory of a training epoch on N clips and on 8N clips: streaming keeps it flat.
+
+    python benchmarks/memory.py --size=full    # cnn_gru at 10 x 240 x 320: 128 vs 1024 clips
+    python benchmarks/memory.py --size=small   # CI: 10 x 60 x 80: 16 vs 128 clips
+
+Each epoch runs in its own process; its peak resident set size (ru_maxrss) is read at the end.
+Goal: peak(8N) / peak(N) <= 1.1. For scale: the original held NoctAct as one uint8 array of
+(6613, 10, 240, 320, 3) = 15.2 GB in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+
+import common
+
+SIZES = {"full": dict(n=128, height=240, width=320, batch=16), "small": dict(n=16, height=60, width=80, batch=8)}
+ORIGINAL_BYTES = 6613 * 10 * 240 * 320 * 3
+
+
+def child(data_dir: str, batch: int) -> None:
+    """One epoch over the whole train split, then print peak RSS in bytes."""
+    from models import build_model
+    from models.trainer import compile_model
+    from pipeline import make_dataset, manifest
+
+    m = manifest.load(data_dir)
+    model = build_model("cnn_gru", height=m["height"], width=m["width"])
+    compile_model(model, 1e-4, jit_compile=False)
+    steps = m["splits"]["train"]["num_examples"] // batch
+    model.fit(make_dataset(data_dir, "train", batch, training=True, seed=0), steps_per_epoch=steps, epochs=1, verbose=0)
+    print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+
+
+def peak(num_clips: int, s: dict) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        common.write_shards(tmp, num_clips, height=s["height"], width=s["width"])
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        out = subprocess.run([sys.executable, __file__, "--child", tmp, str(s["batch"])], env=env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_bytes"]
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        return child(sys.argv[2], int(sys.argv[3]))
+    size = common.size_arg()
+    s = SIZES[size]
+    small, large = peak(s["n"], s), peak(8 * s["n"], s)
+    common.report({
+        "size": size, "clip": [10, s["height"], s["width"]], "clips": [s["n"], 8 * s["n"]],
+        "peak_rss_bytes": [small, large], "ratio": large / small, "goal": 1.1,
+        "original_in_memory_array_bytes": ORIGINAL_BYTES, "peak_8n_vs_original_array": large / ORIGINAL_BYTES,
+    })
+
+
+if __name__ == "__main__":
+    main()

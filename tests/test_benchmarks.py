@@ -1,0 +1,47 @@
+"""Each benchmark runs at its small size and prints the figures it promises (CI smoke run;
+the full-size tables are in BUILD_NOTES.md)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def run(script: str) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), "--size=small"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout[result.stdout.index("{"):])
+
+
+def test_prepare_speed():
+    out = run("prepare_speed.py")
+    for kind in ("short_gop", "long_gop"):
+        seconds = out[kind]["seconds"]
+        assert set(seconds) == {"full_decode", "seek", "keyframes_only", "ours"} and min(seconds.values()) > 0
+        assert out[kind]["speedup_vs_better_of_full_decode_and_seek"] > 0
+
+
+@pytest.mark.parametrize("script", ["input_speed.py", "train_input_bound.py"])
+def test_throughput_ratios(script):
+    out = run(script)
+    assert 0 < out["ratio"] < 10 and out["goal"] in (0.8, 0.95)
+
+
+def test_memory():
+    out = run("memory.py")
+    assert out["clips"] == [16, 128] and all(b > 50e6 for b in out["peak_rss_bytes"])
+    assert 0.5 < out["ratio"] < 2
+
+
+def test_storage():
+    out = run("storage.py")
+    for q in ("50", "90"):
+        assert 0 < out["per_quality"][q]["bytes_per_clip"] < out["raw_bytes_per_clip"]
+        assert 0 <= out["per_quality"][q]["test_accuracy"] <= 1
+    assert out["per_quality"]["50"]["bytes_per_clip"] < out["per_quality"]["90"]["bytes_per_clip"]
