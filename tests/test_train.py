@@ -132,3 +132,30 @@ def test_a_cnn_model_learns_the_builtin_data_well_above_chance(tmp_path):
     m = json.load(open(tmp_path / "models" / "cnn_lstm" / "metrics.json"))
     assert m["num_test_examples"] >= 24
     assert m["test_accuracy"] >= 0.35, m["test_accuracy"]
+
+
+def test_flagfile_is_read():
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".flags", delete=False) as f:
+        f.write("--model=cnn_gru\n--summary_only\n")
+    result = train(f"--flagfile={f.name}")
+    os.remove(f.name)
+    assert result.returncode == 0 and result.stdout.split() == ["cnn_gru", "8920780"]
+
+
+def test_early_stopping_stops_when_validation_accuracy_stalls(tiny, tmp_path):
+    # A learning rate of 0 keeps the weights, so validation accuracy can never improve after epoch 1.
+    result = train(f"--data_dir={tiny}", "--model=gru", f"--model_dir={tmp_path}", "--epochs=10", "--batch_size=4",
+                   "--learning_rate=0", "--early_stopping=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    m = json.load(open(tmp_path / "gru" / "metrics.json"))
+    assert m["epochs_run"] == 3 and m["stopped_early"] and m["best_epoch"] == 1
+
+
+def test_xla_and_augmentation_train(tiny, tmp_path):
+    result = train(f"--data_dir={tiny}", "--model=cnn_lstm", f"--model_dir={tmp_path}", "--epochs=1", "--batch_size=4",
+                   "--jit_compile", "--augment", "--mixed_precision=none")
+    assert result.returncode == 0, result.stderr[-2000:]
+    m = json.load(open(tmp_path / "cnn_lstm" / "metrics.json"))
+    assert m["config"]["jit_compile"] and m["config"]["augment"] and m["epochs_run"] == 1
