@@ -29,6 +29,7 @@ flags.DEFINE_bool("deterministic", False, "Deterministic ops and input order (sl
 flags.DEFINE_bool("augment", False, "Augment training clips (flip, exposure jitter, small crop).")
 flags.DEFINE_integer("early_stopping", 0, "Stop after this many epochs without a better validation accuracy (0: off).")
 flags.DEFINE_integer("steps_per_epoch", 0, "Training steps per epoch (0: one pass over the training split).")
+flags.DEFINE_string("data_service", "", "grpc://HOST:PORT of a tf.data service dispatcher: its workers read and decode.")
 flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices (MirroredStrategy without GPUs).")
 flags.DEFINE_bool("summary_only", False, "Print each selected model's trainable parameter count and exit.")
 
@@ -69,8 +70,9 @@ def main(argv: list[str]) -> None:
     if not FLAGS.data_dir:
         raise app.UsageError("--data_dir is required")
     try:
+        strategy_lib.check_paths(FLAGS.strategy, data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir)
         manifest = manifest_lib.load(FLAGS.data_dir)
-    except manifest_lib.ManifestError as e:
+    except (manifest_lib.ManifestError, ValueError) as e:
         sys.exit(f"train: error: {e}")
     tf.get_logger().setLevel("WARNING")  # tf.distribute logs every all-reduce at INFO
     if FLAGS.logical_cpus:
@@ -85,6 +87,7 @@ def main(argv: list[str]) -> None:
         data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
         learning_rate=FLAGS.learning_rate, augment=FLAGS.augment, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
         jit_compile=FLAGS.jit_compile, early_stopping=FLAGS.early_stopping, steps_per_epoch=FLAGS.steps_per_epoch,
+        data_service=FLAGS.data_service,
     )
     results = []
     try:

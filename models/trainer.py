@@ -51,6 +51,7 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs without a better val accuracy; 0 = off
     steps_per_epoch: int = 0  # 0 = one pass over the training split
     shuffle_buffer: int = 512
+    data_service: str = ""  # grpc://host:port of a tf.data service dispatcher, or "" to read locally
 
 
 def write_json(path: str, data: Any) -> None:
@@ -186,7 +187,7 @@ def _datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: d
         return make_dataset(
             config.data_dir, "train", ctx.get_per_replica_batch_size(config.batch_size), training=True,
             input_context=ctx, augment=config.augment, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
-            deterministic=config.deterministic, manifest=manifest,
+            deterministic=config.deterministic, manifest=manifest, data_service=config.data_service,
         )
 
     train = strategy.distribute_datasets_from_function(train_fn)

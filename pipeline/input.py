@@ -75,16 +75,21 @@ def make_dataset(
     cache: bool = False,
     deterministic: bool = False,
     manifest: dict[str, Any] | None = None,
+    data_service: str = "",
 ) -> tf.data.Dataset:
     """A dataset of (frames uint8 [batch, T, H, W, 3], labels int32 [batch]).
 
     batch_size is per input pipeline (with distribution: the per-replica batch size).
     Training repeats forever and drops the last partial batch; evaluation does neither.
     cache=True keeps decoded clips in memory (small data sets only).
+    data_service="grpc://host:port" moves reading, shuffling, decoding and augmentation to
+    tf.data service workers (training only); every example arrives once per epoch.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     manifest = manifest or manifest_lib.load(data_dir)
+    if data_service:
+        return _from_service(data_dir, manifest, split, batch_size, training, input_context, augment, seed, shuffle_buffer, data_service)
     files = _files(data_dir, manifest, split)
     counts = [s["num_examples"] for s in manifest["splits"][split]["shards"]]
     pipelines = input_context.num_input_pipelines if input_context else 1
@@ -119,3 +124,24 @@ def make_dataset(
         ds = augment_lib.apply(ds, seed)
     ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE).with_options(options)
+
+
+def _from_service(data_dir, manifest, split, batch_size, training, input_context, augment, seed, shuffle_buffer, service):
+    """Training input through tf.data service: workers read, shuffle, decode and augment one
+    epoch, handing out shards dynamically (each file to one worker, so each clip once); this
+    process repeats and batches."""
+    if not training:
+        raise ValueError("data_service: only training input goes through tf.data service")
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        raise ValueError("data_service: one input pipeline per job is supported; use one host per job")
+    # No file shuffle here: with dynamic sharding the dispatcher decides which file goes where.
+    files = _files(data_dir, manifest, split)
+    n = manifest["splits"][split]["num_examples"]
+    ds = files.interleave(_checked_records, cycle_length=min(len(manifest["splits"][split]["shards"]), 8), num_parallel_calls=AUTOTUNE)
+    ds = ds.shuffle(min(shuffle_buffer, n), seed=seed).map(_decoder(manifest), num_parallel_calls=AUTOTUNE)
+    if augment:
+        ds = augment_lib.apply(ds, seed)
+    ds = ds.apply(
+        tf.data.experimental.service.distribute(tf.data.experimental.service.ShardingPolicy.DYNAMIC, service=service)
+    )
+    return ds.repeat().batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
