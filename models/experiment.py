@@ -3,6 +3,7 @@ write MODEL_DIR/<model>/metrics.json, confusion.png and curves.png."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -22,8 +23,8 @@ def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dist
         if manifest["splits"][split]["num_examples"] == 0:
             raise ValueError(f"{config.data_dir}: the {split} split is empty; prepare more clips or other --split_fractions")
     state = trainer.train(name, config, strategy, manifest)
-    # Evaluated on one device: predict_on_batch under MirroredStrategy would hand the whole
-    # batch to every replica. The test split is small next to training.
+    # Loaded outside the strategy, so evaluation runs on one device: the test split is small next
+    # to training, and predict_on_batch under MirroredStrategy hands every replica the whole batch.
     model = keras.models.load_model(os.path.join(run_dir, trainer.BEST))
     labels, probs = evaluation.predict_split(model, config.data_dir, manifest, "test", config.batch_size)
     history = state["history"]
@@ -40,7 +41,7 @@ def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dist
         "train_clips_per_second": trainer.clips_per_second(history),
         "train_seconds": sum(e["train_seconds"] for e in history),
         "history": history,
-        "config": {k: v for k, v in vars(config).items()},
+        "config": dataclasses.asdict(config),
         "replicas": strategy.num_replicas_in_sync,
     }
     trainer.write_json(os.path.join(run_dir, "metrics.json"), result)
