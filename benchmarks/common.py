@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -69,9 +69,3 @@ def size_arg(default: str = "full") -> str:
 
 def report(figures: dict[str, Any]) -> None:
     print(json.dumps(figures, indent=1))
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
