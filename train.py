@@ -61,7 +61,7 @@ def main(argv: list[str]) -> None:
     import keras
     import tensorflow as tf
 
-    from models import experiment, report, strategy as strategy_lib, trainer
+    from models import experiment, strategy as strategy_lib, trainer
     from pipeline import manifest as manifest_lib
 
     if FLAGS.summary_only:
@@ -89,23 +89,34 @@ def main(argv: list[str]) -> None:
         jit_compile=FLAGS.jit_compile, early_stopping=FLAGS.early_stopping, steps_per_epoch=FLAGS.steps_per_epoch,
         data_service=FLAGS.data_service,
     )
-    results = []
     try:
-        for name in names:
-            results.append(experiment.train_and_evaluate(name, config, strategy, manifest))
+        results = [experiment.train_and_evaluate(name, config, strategy, manifest) for name in names]
     except ValueError as e:
         sys.exit(f"train: error: {e}")
+    except tf.errors.UnavailableError as e:  # MultiWorkerMirroredStrategy: a peer stopped
+        sys.exit(f"train: error: a worker of the cluster stopped ({e.message.splitlines()[0]}); "
+                 "restart every worker with the same command: they resume from the chief's last checkpoint")
     except tf.errors.InvalidArgumentError as e:
         if "corrupt shard" in e.message:
             sys.exit(f"train: error: {e.message.splitlines()[0]}")
         raise
+    if trainer.is_chief(strategy):
+        _report(results)
+    else:
+        logging.info("not the chief: the chief evaluates and writes checkpoints and reports")
+    strategy_lib.barrier(strategy)  # no worker leaves while another still needs it
+
+
+def _report(results: list[dict]) -> None:
+    from models import report
+    from pipeline import storage
+
     if len(results) > 1:
         path = report.write_comparison(FLAGS.model_dir, results)
-        print(open(path).read())
-        logging.info("comparison report: %s", os.path.abspath(path))
+        print(storage.read_text(path))
+        logging.info("comparison report: %s", storage.abspath(path))
     for r in results:
-        logging.info("%s: metrics in %s", r["model"], os.path.abspath(os.path.join(FLAGS.model_dir, r["model"], "metrics.json")))
-
+        logging.info("%s: metrics in %s", r["model"], storage.abspath(os.path.join(FLAGS.model_dir, r["model"], "metrics.json")))
 
 if __name__ == "__main__":
     app.run(main)

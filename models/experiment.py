@@ -16,13 +16,16 @@ from models import builder, evaluation, report, trainer
 log = logging.getLogger(__name__)
 
 
-def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Returns the metrics written to MODEL_DIR/<name>/metrics.json."""
+def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """Returns the metrics written to MODEL_DIR/<name>/metrics.json; None on a non-chief worker,
+    which trains its share and leaves evaluation and files to the chief."""
     run_dir = os.path.join(config.model_dir, name)
     for split in ("validation", "test"):
         if manifest["splits"][split]["num_examples"] == 0:
             raise ValueError(f"{config.data_dir}: the {split} split is empty; prepare more clips or other --split_fractions")
     state = trainer.train(name, config, strategy, manifest)
+    if not trainer.is_chief(strategy):
+        return None
     # Loaded outside the strategy, so evaluation runs on one device: the test split is small next
     # to training, and predict_on_batch under MirroredStrategy hands every replica the whole batch.
     model = keras.models.load_model(os.path.join(run_dir, trainer.BEST))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any, Sequence
 
@@ -12,6 +13,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from models.builder import DISPLAY_NAMES  # noqa: E402
+from pipeline import storage  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: str, dpi: int) -> None:
+    """PNG to a local or remote (gs://) path, then close the figure."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    storage.write_atomic(path, buf.getvalue())
 
 
 def plot_confusion(matrix: Sequence[Sequence[int]], label_names: Sequence[str], title: str, path: str) -> None:
@@ -29,8 +39,7 @@ def plot_confusion(matrix: Sequence[Sequence[int]], label_names: Sequence[str], 
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > m.max() / 2 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def _curves(ax_loss, ax_acc, history: list[dict[str, Any]], title: str) -> None:
@@ -52,8 +61,7 @@ def plot_learning_curves(history: list[dict[str, Any]], title: str, path: str) -
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     _curves(a, b, history, title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def plot_comparison(results: Sequence[dict[str, Any]], path: str) -> None:
@@ -63,8 +71,7 @@ def plot_comparison(results: Sequence[dict[str, Any]], path: str) -> None:
     for i, r in enumerate(results):
         _curves(axes[0][i], axes[1][i], r["history"], DISPLAY_NAMES.get(r["model"], r["model"]))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, dpi=100)
 
 
 def comparison_table(results: Sequence[dict[str, Any]]) -> str:
@@ -94,6 +101,5 @@ def write_comparison(model_dir: str, results: Sequence[dict[str, Any]]) -> str:
         "![loss and accuracy curves](comparison_curves.png)\n"
     )
     path = os.path.join(model_dir, "comparison.md")
-    with open(path, "w") as f:
-        f.write(text)
+    storage.write_atomic(path, text)
     return path

@@ -46,6 +46,13 @@ def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
     raise ValueError(f"strategy: unknown {name!r}; choose one of {', '.join(STRATEGIES)}")
 
 
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """Wait until every worker of a multi-worker cluster gets here, so none exits while another
+    still needs it (a collective sum of one number); no-op for other strategies."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        strategy.reduce(tf.distribute.ReduceOp.SUM, tf.constant(1.0), axis=None)
+
+
 def set_precision(policy: str) -> None:
     """'none' (float32), 'mixed_float16' (GPU; the optimizer gets loss scaling) or 'mixed_bfloat16' (TPU)."""
     if policy not in PRECISIONS:

@@ -16,6 +16,7 @@ and state.json only names complete files.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -27,7 +28,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from models import builder, strategy as strategy_lib
+from models import builder, multi_worker, strategy as strategy_lib
+from pipeline import storage
 from pipeline.input import make_dataset
 
 log = logging.getLogger(__name__)
@@ -55,17 +57,14 @@ class TrainConfig:
 
 
 def write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+    storage.write_atomic(path, json.dumps(data, indent=1))
 
 
 def save_model(model: keras.Model, path: str) -> None:
     """model.save under a temporary name, then rename: `path` is always a complete file."""
     tmp = path[: -len(".keras")] + ".tmp.keras"
     model.save(tmp)
-    os.replace(tmp, path)
+    storage.rename(tmp, path)
 
 
 def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool) -> None:
@@ -107,10 +106,9 @@ def new_state(name: str, manifest: dict[str, Any]) -> dict[str, Any]:
 def load_state(run_dir: str, name: str, manifest: dict[str, Any]) -> dict[str, Any]:
     """The saved state of a run, or a new one; refuses a run made on data of another shape."""
     path = os.path.join(run_dir, STATE)
-    if not os.path.exists(path):
+    if not storage.exists(path):
         return new_state(name, manifest)
-    with open(path) as f:
-        state = json.load(f)
+    state = json.loads(storage.read_text(path))
     fresh = new_state(name, manifest)
     for key in ("input_shape", "label_names"):
         if state[key] != fresh[key]:
@@ -122,11 +120,15 @@ def load_state(run_dir: str, name: str, manifest: dict[str, Any]) -> dict[str, A
 
 
 class Checkpointing(keras.callbacks.Callback):
-    """After each epoch: history, best model, latest checkpoint, early stopping, state.json."""
+    """After each epoch: history, best model, latest checkpoint, early stopping, state.json.
 
-    def __init__(self, run_dir: str, state: dict[str, Any], clips_per_epoch: int, patience: int):
+    Every worker keeps the state (it decides early stopping); only the chief writes files.
+    """
+
+    def __init__(self, run_dir: str, state: dict[str, Any], clips_per_epoch: int, patience: int, is_chief: bool = True):
         super().__init__()
         self.run_dir, self.state, self.clips, self.patience = run_dir, state, clips_per_epoch, patience
+        self.is_chief = is_chief
         self._start = self._train_end = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -134,6 +136,15 @@ class Checkpointing(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):  # validation starts: the training part of the epoch is over
         self._train_end = self._train_end or time.monotonic()
+
+    def _write(self, improved: bool, previous: str | None, latest: str) -> None:
+        if improved:
+            save_model(self.model, os.path.join(self.run_dir, BEST))
+        save_model(self.model, os.path.join(self.run_dir, latest))
+        write_json(os.path.join(self.run_dir, HISTORY), self.state["history"])
+        write_json(os.path.join(self.run_dir, STATE), self.state)  # names only complete files
+        if previous and previous != latest:
+            storage.remove(os.path.join(self.run_dir, previous))
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.monotonic()
@@ -144,8 +155,8 @@ class Checkpointing(keras.callbacks.Callback):
         s["history"].append(entry)
         s["epochs_run"] = epoch + 1
         val = entry.get("val_accuracy")
-        if val is not None and (s["best_val_accuracy"] is None or val > s["best_val_accuracy"]):
-            save_model(self.model, os.path.join(self.run_dir, BEST))
+        improved = val is not None and (s["best_val_accuracy"] is None or val > s["best_val_accuracy"])
+        if improved:
             s.update(best_val_accuracy=val, best_epoch=epoch + 1, epochs_without_improvement=0)
         else:
             s["epochs_without_improvement"] += 1
@@ -153,12 +164,9 @@ class Checkpointing(keras.callbacks.Callback):
             s["stopped_early"] = True
             self.model.stop_training = True
         previous, latest = s["latest"], f"latest-{epoch + 1:04d}.keras"
-        save_model(self.model, os.path.join(self.run_dir, latest))
         s["latest"] = latest
-        write_json(os.path.join(self.run_dir, HISTORY), s["history"])
-        write_json(os.path.join(self.run_dir, STATE), s)  # names only complete files
-        if previous and previous != latest:
-            os.remove(os.path.join(self.run_dir, previous))
+        if self.is_chief:
+            self._write(improved, previous, latest)
         log.info(
             "%s epoch %d: loss %.4f accuracy %.3f val_loss %.4f val_accuracy %.3f (%.1f clips/s)",
             s["model"], epoch + 1, entry.get("loss", float("nan")), entry.get("accuracy", float("nan")),
@@ -180,7 +188,9 @@ class StepLog(keras.callbacks.Callback):
             log.info("%s step %d/%d: loss %.4f", self.name, batch + 1, self.steps, float((logs or {}).get("loss", float("nan"))))
 
 
-def _datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]):
+def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]):
+    """(distributed training dataset, validation dataset): each input pipeline (one per worker)
+    reads its own share of the training shards."""
     strategy_lib.per_replica_batch(config.batch_size, strategy)  # refuses a batch the replicas cannot split
 
     def train_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
@@ -198,12 +208,12 @@ def _datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: d
 def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]) -> dict[str, Any]:
     """Train `name` to config.epochs (or early stop), resuming a previous run. Returns its state."""
     run_dir = os.path.join(config.model_dir, name)
-    os.makedirs(run_dir, exist_ok=True)
+    storage.makedirs(run_dir)
     state = load_state(run_dir, name, manifest)
     if state["epochs_run"] >= config.epochs or state["stopped_early"]:
         log.info("%s: already trained (%d epochs); evaluating", name, state["epochs_run"])
         return state
-    train_ds, val_ds = _datasets(config, strategy, manifest)
+    train_ds, val_ds = input_datasets(config, strategy, manifest)
     n_train = manifest["splits"]["train"]["num_examples"]
     steps = config.steps_per_epoch or max(1, n_train // config.batch_size)
     with strategy.scope():
@@ -214,18 +224,39 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
             t, h, w, _ = state["input_shape"]
             model = builder.build_model(name, num_frames=t, height=h, width=w, num_classes=len(manifest["label_names"]))
             compile_model(model, config.learning_rate, config.jit_compile)
-    callbacks = [
-        Checkpointing(run_dir, state, steps * config.batch_size, config.early_stopping),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
-    ]
+    chief = is_chief(strategy)
+    callbacks: list[keras.callbacks.Callback] = [Checkpointing(run_dir, state, steps * config.batch_size, config.early_stopping, chief)]
+    if chief:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
     tty = sys.stdout.isatty()
     if not tty:
         callbacks.append(StepLog(name, steps))
-    model.fit(
-        train_ds, epochs=config.epochs, initial_epoch=state["epochs_run"], steps_per_epoch=steps,
-        validation_data=val_ds, callbacks=callbacks, verbose=1 if tty else 0, shuffle=False,
-    )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        multi_worker.fit(
+            model, strategy, train_ds, val_ds, global_batch=config.batch_size, epochs=config.epochs,
+            initial_epoch=state["epochs_run"], steps_per_epoch=steps, callbacks=callbacks,
+        )
+    else:
+        model.fit(
+            train_ds, epochs=config.epochs, initial_epoch=state["epochs_run"], steps_per_epoch=steps,
+            validation_data=val_ds, callbacks=callbacks, verbose=1 if tty else 0, shuffle=False,
+        )
+    log.info("%s: trained %d epochs; weights digest %s", name, state["epochs_run"], weights_digest(model))
     return state
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes checkpoints and reports: always, except on the non-chief
+    workers of a multi-worker cluster (TF_CONFIG's chief, or worker 0 when there is none)."""
+    return strategy.extended.should_checkpoint
+
+
+def weights_digest(model: keras.Model) -> str:
+    """A short hash of every weight's bytes: equal on all workers of a synchronous run."""
+    h = hashlib.sha256()
+    for w in model.weights:
+        h.update(keras.ops.convert_to_numpy(w).tobytes())
+    return h.hexdigest()[:16]
 
 
 def clips_per_second(history: list[dict[str, Any]]) -> float:

@@ -19,7 +19,7 @@ import av
 import cv2
 import numpy as np
 
-from pipeline import sampler
+from pipeline import sampler, storage
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -146,8 +146,14 @@ def read_clip(path: str, num_frames: int, height: int, width: int) -> Clip:
     only what those frames need; a file it cannot vouch for (truncated, an index that promises
     other frames than the data holds, odd timestamps) is decoded sequentially instead, and the
     plan is made on the frames really decoded. Raises VideoError naming the file when there is no
-    decodable frame.
+    decodable frame. A remote path (gs://...) is copied to a temporary local file first.
     """
+    if storage.is_remote(path):
+        with storage.local_copy(path) as local:
+            try:
+                return read_clip(local, num_frames, height, width)
+            except VideoError as e:
+                raise VideoError(str(e).replace(local, path)) from None
     convert = lambda frame: letterbox(_to_rgb(frame), height, width)  # noqa: E731
     fast = sampler.read_planned(path, _open, lambda n: sample_indices(n, num_frames), convert)
     if fast is not None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import io
 import os
 import re
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from pipeline import storage
 from pipeline.frames import is_video_file
 
 SPLITS = ("train", "validation", "test")
@@ -39,9 +41,9 @@ class Video:
 
 
 def _class_folders(data_dir: str) -> list[str]:
-    if not os.path.isdir(data_dir):
+    if not storage.isdir(data_dir):
         raise DatasetError(f"{data_dir}: data dir does not exist or is not a directory")
-    names = sorted(n for n in os.listdir(data_dir) if not n.startswith(".") and os.path.isdir(os.path.join(data_dir, n)))
+    names = sorted(n for n in storage.listdir(data_dir) if not n.startswith(".") and storage.isdir(os.path.join(data_dir, n)))
     if not names:
         raise DatasetError(f"{data_dir}: no class folders (expected one folder of videos per class)")
     return names
@@ -49,12 +51,12 @@ def _class_folders(data_dir: str) -> list[str]:
 
 def _videos_under(data_dir: str, folder: str) -> list[Video]:
     found = []
-    for root, dirs, files in os.walk(os.path.join(data_dir, folder)):
+    for root, dirs, files in storage.walk(os.path.join(data_dir, folder)):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if is_video_file(name) and not name.startswith("."):
                 path = os.path.join(root, name)
-                source = os.path.relpath(path, data_dir).replace(os.sep, "/")
+                source = storage.relpath(path, data_dir)
                 found.append(Video(path=path, source=source, label_name=folder))
     return found
 
@@ -75,11 +77,10 @@ def index_csv(csv_path: str, data_dir: str | None = None) -> list[Video]:
 
     Relative paths are taken from `data_dir`, or else from the CSV's own folder.
     """
-    base = data_dir or os.path.dirname(os.path.abspath(csv_path))
+    base = data_dir or os.path.dirname(storage.abspath(csv_path))
     try:
-        with open(csv_path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
+        rows = list(csv.DictReader(io.StringIO(storage.read_text(csv_path), newline="")))
+    except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{csv_path}: cannot read index CSV: {e}") from e
     videos = []
     for line, row in enumerate(rows, start=2):
@@ -89,7 +90,7 @@ def index_csv(csv_path: str, data_dir: str | None = None) -> list[Video]:
         if split and split not in SPLITS:
             raise DatasetError(f"{csv_path}:{line}: split {split!r} is not one of {', '.join(SPLITS)}")
         path = os.path.join(base, row["path"])
-        source = os.path.relpath(path, base).replace(os.sep, "/")
+        source = storage.relpath(path, base)
         videos.append(Video(path, source, row["label"].strip(), (row.get("group") or "").strip(), split))
     if not videos:
         raise DatasetError(f"{csv_path}: index CSV lists no video")

@@ -19,12 +19,11 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from typing import Any, Sequence
 
 from pipeline import manifest as manifest_lib
-from pipeline import records, shards
+from pipeline import records, shards, storage
 from pipeline.frames import read_encoded_clip
 from pipeline.index import SPLITS, Video
 from pipeline.progress import Progress
@@ -95,18 +94,16 @@ def fingerprint(settings: Settings, label_names: Sequence[str], plan: Sequence[P
 
 def claim_output_dir(out_dir: str, fp: str, overwrite: bool) -> str:
     """Decide what to do with OUT: 'fresh', 'resume' or 'complete'. Refuses foreign contents."""
-    os.makedirs(out_dir, exist_ok=True)
+    storage.makedirs(out_dir)
     work = os.path.join(out_dir, WORK_DIR)
     state_path = os.path.join(work, _STATE)
     ours = _own_files(out_dir)
-    if os.path.exists(state_path):
-        with open(state_path) as f:
-            if json.load(f).get("fingerprint") == fp:
-                return "resume"
-    elif os.path.exists(manifest_lib.path_in(out_dir)):
-        with open(manifest_lib.path_in(out_dir)) as f:
-            if json.load(f).get("fingerprint") == fp:
-                return "complete"
+    if storage.exists(state_path):
+        if json.loads(storage.read_text(state_path)).get("fingerprint") == fp:
+            return "resume"
+    elif storage.exists(manifest_lib.path_in(out_dir)):
+        if json.loads(storage.read_text(manifest_lib.path_in(out_dir))).get("fingerprint") == fp:
+            return "complete"
     if ours and not overwrite:
         raise OutputDirError(
             f"{out_dir}: holds output of a run with other inputs or settings; "
@@ -114,10 +111,9 @@ def claim_output_dir(out_dir: str, fp: str, overwrite: bool) -> str:
         )
     for name in ours:
         path = os.path.join(out_dir, name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    os.makedirs(os.path.join(work, "clips"))
-    with open(state_path, "w") as f:
-        json.dump({"fingerprint": fp}, f)
+        storage.rmtree(path) if storage.isdir(path) else storage.remove(path)
+    storage.makedirs(os.path.join(work, "clips"))
+    storage.write_atomic(state_path, json.dumps({"fingerprint": fp}))
     return "fresh"
 
 
@@ -125,16 +121,9 @@ def _own_files(out_dir: str) -> list[str]:
     """Files a prepare run writes: shards, their temporaries, the manifest, the work dir."""
     return sorted(
         n
-        for n in os.listdir(out_dir)
+        for n in storage.listdir(out_dir)
         if n == WORK_DIR or n.startswith(manifest_lib.FILE_NAME) or shards.is_shard_file_name(n.split(".tmp-")[0])
     )
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _clip_path(out_dir: str, task: int, kind: str) -> str:
@@ -142,7 +131,7 @@ def _clip_path(out_dir: str, task: int, kind: str) -> str:
 
 
 def _is_done(out_dir: str, task: int) -> bool:
-    return any(os.path.exists(_clip_path(out_dir, task, k)) for k in ("rec", "skip"))
+    return any(storage.exists(_clip_path(out_dir, task, k)) for k in ("rec", "skip"))
 
 
 def encode_clips(plan: Sequence[Planned], label_names: Sequence[str], settings: Settings, out_dir: str, num_workers: int) -> None:
@@ -157,39 +146,34 @@ def encode_clips(plan: Sequence[Planned], label_names: Sequence[str], settings: 
             if outcome.ok:
                 jpegs, indices, decoded = outcome.value
                 record = records.encode(jpegs, indices, decoded, p.label, label_names[p.label], p.video.source)
-                _atomic_write(_clip_path(out_dir, p.task, "rec"), record)
+                storage.write_atomic(_clip_path(out_dir, p.task, "rec"), record)
             else:
                 log.warning("skipped %s: %s", p.video.path, outcome.error)
-                _atomic_write(_clip_path(out_dir, p.task, "skip"), outcome.error.encode("utf-8"))
+                storage.write_atomic(_clip_path(out_dir, p.task, "skip"), outcome.error.encode("utf-8"))
             progress.update()
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def write_split(out_dir: str, split: str, kept: Sequence[Planned], shard_bytes: int) -> list[shards.ShardInfo]:
     """Phase 2 for one split: its clips, in plan order, into shards."""
     if not kept:
         return []
-    sizes = [os.path.getsize(_clip_path(out_dir, p.task, "rec")) for p in kept]
+    sizes = [storage.size(_clip_path(out_dir, p.task, "rec")) for p in kept]
     bounds = shards.shard_boundaries(len(kept), shards.shard_count(sum(sizes), shard_bytes))
     infos = []
     for i, (start, end) in enumerate(bounds):
         path = os.path.join(out_dir, shards.shard_file_name(split, i, len(bounds)))
-        if os.path.exists(path):  # renamed into place, so complete: a resumed run keeps it
+        if storage.exists(path):  # renamed into place, so complete: a resumed run keeps it
             infos.append(shards.describe(path, end - start))
             continue
-        recs = (_read(_clip_path(out_dir, p.task, "rec")) for p in kept[start:end])
+        recs = (storage.read_bytes(_clip_path(out_dir, p.task, "rec")) for p in kept[start:end])
         infos.append(shards.write_shard(path, recs))
     return infos
 
 
 def _remove_temporaries(out_dir: str) -> None:
-    for name in os.listdir(out_dir):
+    for name in storage.listdir(out_dir):
         if ".tmp-" in name and shards.is_shard_file_name(name.split(".tmp-")[0]):
-            os.remove(os.path.join(out_dir, name))
+            storage.remove(os.path.join(out_dir, name))
 
 
 def write_dataset(
@@ -210,7 +194,7 @@ def write_dataset(
         log.info("%s is already complete for these inputs and settings; nothing to do", out_dir)
         return manifest_lib.load(out_dir)
     encode_clips(plan, label_names, settings, out_dir, num_workers)
-    skipped = [p for p in plan if os.path.exists(_clip_path(out_dir, p.task, "skip"))]
+    skipped = [p for p in plan if storage.exists(_clip_path(out_dir, p.task, "skip"))]
     skipped_tasks = {p.task for p in skipped}
     kept = [p for p in plan if p.task not in skipped_tasks]
     if not [p for p in kept if p.split == "train"]:
@@ -235,12 +219,12 @@ def write_dataset(
         "settings": dataclasses.asdict(settings),
         "splits": splits,
         "skipped": [
-            {"source": p.video.source, "reason": _read(_clip_path(out_dir, p.task, "skip")).decode("utf-8")}
+            {"source": p.video.source, "reason": storage.read_bytes(_clip_path(out_dir, p.task, "skip")).decode("utf-8")}
             for p in skipped
         ],
     }
     manifest_lib.write(out_dir, result)
-    shutil.rmtree(os.path.join(out_dir, WORK_DIR))
+    storage.rmtree(os.path.join(out_dir, WORK_DIR))
     _log_summary(result, len(plan), time.monotonic() - start)
     return result
 

@@ -1,0 +1,88 @@
+"""Remote paths: everything prepare and train write goes through tf.io.gfile, so gs:// works.
+
+TensorFlow's in-memory ram:// filesystem stands in for gs:// here: it is reached only through
+tf.io.gfile (os.* cannot open it), so a local-only call anywhere on the path fails these tests.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import trainer
+from models import strategy as strategy_lib
+from pipeline import index, make_dataset, storage, writer
+from pipeline import manifest as manifest_lib
+from pipeline.frames import VideoError, read_clip
+from tests.conftest import SMALL, make_shards, split_tree
+from tests.test_prepare import SETTINGS
+
+
+def copy_tree_to(local_root: str, remote_root: str) -> None:
+    for root, _, files in os.walk(local_root):
+        for name in files:
+            src = os.path.join(root, name)
+            dst = remote_root + "/" + os.path.relpath(src, local_root).replace(os.sep, "/")
+            tf.io.gfile.makedirs(os.path.dirname(dst))
+            tf.io.gfile.copy(src, dst, overwrite=True)
+
+
+def test_path_handling_of_remote_and_local_forms(tmp_path):
+    assert storage.is_remote("gs://bucket/shards") and not storage.is_remote("/data/shards")
+    assert storage.relpath("gs://bucket/videos/Drink/a b.mp4", "gs://bucket/videos") == "Drink/a b.mp4"
+    assert storage.relpath(str(tmp_path / "Drink" / "a.mp4"), str(tmp_path)) == "Drink/a.mp4"
+    assert storage.abspath("gs://bucket/runs") == "gs://bucket/runs"
+    assert storage.abspath("runs") == os.path.abspath("runs")
+    assert manifest_lib.path_in("gs://bucket/shards") == "gs://bucket/shards/manifest.json"
+    assert manifest_lib.shard_paths("gs://b/s", {"splits": {"train": {"shards": [{"file": "train-00000-of-00001.tfrecord"}]}}}, "train") == [
+        "gs://b/s/train-00000-of-00001.tfrecord"]
+    with pytest.raises(OSError, match="ram://nothing/here.csv"):
+        storage.read_bytes("ram://nothing/here.csv")
+    strategy_lib.check_paths("tpu", data_dir="gs://b/shards", model_dir="gs://b/runs")
+
+
+def test_remote_video_tree_indexes_and_decodes_like_the_local_one(video_tree):
+    remote = "ram://remote-videos"
+    copy_tree_to(video_tree, remote)
+    local_videos, remote_videos = index.index_tree(video_tree), index.index_tree(remote)
+    assert [v.source for v in remote_videos] == [v.source for v in local_videos]
+    assert [v.label_name for v in remote_videos] == [v.label_name for v in local_videos]
+    for local, far in list(zip(local_videos, remote_videos))[:3]:
+        a, b = read_clip(local.path, **SMALL), read_clip(far.path, **SMALL)
+        np.testing.assert_array_equal(a.frames, b.frames)
+        assert a.indices == b.indices
+    with pytest.raises(VideoError, match=f"^{remote}/Drink/text.mp4: cannot open"):
+        read_clip(f"{remote}/Drink/text.mp4", **SMALL)
+
+
+def test_prepare_writes_the_same_shards_to_a_remote_output_dir(video_tree, tmp_path):
+    names, by_split = split_tree(video_tree)
+    local = writer.write_dataset(by_split, names, str(tmp_path / "local"), SETTINGS, num_workers=2)
+    remote_dir = "ram://prepared"
+    remote = writer.write_dataset(by_split, names, remote_dir, SETTINGS, num_workers=2)
+    assert remote == local  # the same shard names, counts, sizes and sha256, the same examples
+    assert manifest_lib.load(remote_dir) == manifest_lib.load(str(tmp_path / "local"))
+    assert not tf.io.gfile.exists(remote_dir + "/" + writer.WORK_DIR)
+    again = writer.write_dataset(by_split, names, remote_dir, SETTINGS, num_workers=2)  # complete: nothing to do
+    assert again == manifest_lib.load(remote_dir)
+    ds = make_dataset(remote_dir, "validation", 4, training=False)
+    assert sum(int(labels.shape[0]) for _, labels in ds) == local["splits"]["validation"]["num_examples"]
+
+
+def test_training_writes_checkpoints_and_reports_to_a_remote_model_dir(tmp_path):
+    from models import experiment
+
+    data = "ram://train-data"
+    local = str(tmp_path / "data")
+    make_shards(local, {"train": 8, "validation": 4, "test": 4})
+    copy_tree_to(local, data)
+    config = trainer.TrainConfig(data_dir=data, model_dir="ram://runs", epochs=2, batch_size=4)
+    strategy = strategy_lib.make_strategy("one_device")
+    result = experiment.train_and_evaluate("cnn_gru", config, strategy, manifest_lib.load(data))
+    assert result["epochs_run"] == 2 and result["num_test_examples"] == 4
+    files = sorted(n.rstrip("/") for n in tf.io.gfile.listdir("ram://runs/cnn_gru"))
+    assert files == ["best.keras", "confusion.png", "curves.png", "history.json", "latest-0002.keras", "logs", "metrics.json", "state.json"]
+    assert json.loads(storage.read_text("ram://runs/cnn_gru/state.json"))["epochs_run"] == 2
+    assert storage.read_bytes("ram://runs/cnn_gru/curves.png")[:4] == b"\x89PNG"
