@@ -15,7 +15,7 @@ ensure_venv() {
   stamp="$venv/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -e ".[test]"
+    "$venv/bin/python" -m pip install --quiet -e ".[test,beam]"
     rm -f "$venv"/.installed-* && touch "$stamp"
   fi
 }

@@ -34,6 +34,9 @@ flags.DEFINE_string("group_regex", "", "Regex whose first group, on the file nam
 flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Decoding processes.")
 flags.DEFINE_float("video_timeout", 300.0, "Seconds one video may take before it is skipped.")
 flags.DEFINE_bool("overwrite", False, "Replace the output of an earlier run with other inputs or settings.")
+flags.DEFINE_string("runner", "", "Run the per-video step on Apache Beam with this runner (DirectRunner, DataflowRunner, "
+                    "FlinkRunner, ...; needs `pip install .[beam]`). Empty: this machine's --num_workers processes.")
+flags.DEFINE_string("beam_options", "", "Beam pipeline options as one string, e.g. \"--project=P --region=R --temp_location=gs://b/tmp\".")
 
 
 def _videos() -> list[index.Video]:
@@ -44,6 +47,17 @@ def _videos() -> list[index.Video]:
     return index.index_tree(FLAGS.data_dir)
 
 
+def _engine():
+    """None (the local writer's processes), or a Beam engine for --runner."""
+    if not FLAGS.runner:
+        if FLAGS.beam_options:
+            raise app.UsageError("--beam_options needs --runner")
+        return None
+    from pipeline.beam_engine import BeamEngine
+
+    return BeamEngine(FLAGS.runner, FLAGS.beam_options)
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -51,6 +65,11 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("--output_dir is required")
     from pipeline import writer
     from pipeline.manifest import ManifestError
+
+    try:
+        engine = _engine()
+    except ImportError as e:
+        sys.exit(f"prepare: error: {e}")
 
     try:
         settings = writer.Settings(
@@ -69,7 +88,8 @@ def main(argv: list[str]) -> None:
         by_split = index.split_videos(videos, settings.split_fractions, settings.seed)
         logging.info("%d videos in %d classes: %s", len(videos), len(label_names), ", ".join(label_names))
         writer.write_dataset(
-            by_split, label_names, FLAGS.output_dir, settings, FLAGS.num_workers, FLAGS.overwrite, FLAGS.data_dir or ""
+            by_split, label_names, FLAGS.output_dir, settings, FLAGS.num_workers, FLAGS.overwrite, FLAGS.data_dir or "",
+            engine=engine,
         )
     except (index.DatasetError, writer.OutputDirError, ManifestError, ValueError) as e:
         logging.error("%s", e)

@@ -34,9 +34,14 @@ def _serve(fn: Callable[[Any], Any], conn: Connection) -> None:
         try:
             conn.send((index, True, fn(arg)))
         except Exception as e:  # reported to the parent with its type; the run goes on
-            last = traceback.extract_tb(e.__traceback__)[-1:]
-            where = f" ({last[0].name}:{last[0].lineno})" if last else ""
-            conn.send((index, False, f"{type(e).__name__}: {e}{where}"))
+            conn.send((index, False, describe_error(e)))
+
+
+def describe_error(e: Exception) -> str:
+    """'Type: message (function:line)', the reason recorded for a skipped video."""
+    last = traceback.extract_tb(e.__traceback__)[-1:]
+    where = f" ({last[0].name}:{last[0].lineno})" if last else ""
+    return f"{type(e).__name__}: {e}{where}"
 
 
 class _Worker:

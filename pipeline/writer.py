@@ -134,40 +134,75 @@ def _is_done(out_dir: str, task: int) -> bool:
     return any(storage.exists(_clip_path(out_dir, task, k)) for k in ("rec", "skip"))
 
 
-def encode_clips(plan: Sequence[Planned], label_names: Sequence[str], settings: Settings, out_dir: str, num_workers: int) -> None:
-    """Phase 1: decode and encode every clip not already cached."""
-    todo = [p for p in plan if not _is_done(out_dir, p.task)]
-    if len(todo) < len(plan):
-        log.info("resuming: %d of %d clips already encoded", len(plan) - len(todo), len(plan))
-    jobs = [(p.video.path, settings.num_frames, settings.height, settings.width, settings.jpeg_quality) for p in todo]
-    with Progress(len(plan), "encoding clips", initial=len(plan) - len(todo)) as progress:
+def video_job(p: Planned, settings: Settings) -> tuple[str, int, int, int, int]:
+    """The argument of `read_encoded_clip` for one planned clip."""
+    return (p.video.path, settings.num_frames, settings.height, settings.width, settings.jpeg_quality)
+
+
+def store_outcome(out_dir: str, p: Planned, label_names: Sequence[str], ok: bool, value: Any, error: str) -> None:
+    """Cache one clip's result: its serialized record, or why it was skipped."""
+    if ok:
+        jpegs, indices, decoded = value
+        record = records.encode(jpegs, indices, decoded, p.label, label_names[p.label], p.video.source)
+        storage.write_atomic(_clip_path(out_dir, p.task, "rec"), record)
+    else:
+        log.warning("skipped %s: %s", p.video.path, error)
+        storage.write_atomic(_clip_path(out_dir, p.task, "skip"), error.encode("utf-8"))
+
+
+def encode_clips(todo: Sequence[Planned], label_names: Sequence[str], settings: Settings, out_dir: str, num_workers: int) -> None:
+    """Phase 1, locally: decode and encode the clips not already cached, in worker processes."""
+    jobs = [video_job(p, settings) for p in todo]
+    with Progress(len(todo), "encoding clips") as progress:
         for outcome in run_tasks(read_encoded_clip, jobs, num_workers, settings.video_timeout):
-            p = todo[outcome.index]
-            if outcome.ok:
-                jpegs, indices, decoded = outcome.value
-                record = records.encode(jpegs, indices, decoded, p.label, label_names[p.label], p.video.source)
-                storage.write_atomic(_clip_path(out_dir, p.task, "rec"), record)
-            else:
-                log.warning("skipped %s: %s", p.video.path, outcome.error)
-                storage.write_atomic(_clip_path(out_dir, p.task, "skip"), outcome.error.encode("utf-8"))
+            store_outcome(out_dir, todo[outcome.index], label_names, outcome.ok, outcome.value, outcome.error)
             progress.update()
 
 
-def write_split(out_dir: str, split: str, kept: Sequence[Planned], shard_bytes: int) -> list[shards.ShardInfo]:
-    """Phase 2 for one split: its clips, in plan order, into shards."""
-    if not kept:
-        return []
-    sizes = [storage.size(_clip_path(out_dir, p.task, "rec")) for p in kept]
-    bounds = shards.shard_boundaries(len(kept), shards.shard_count(sum(sizes), shard_bytes))
-    infos = []
-    for i, (start, end) in enumerate(bounds):
-        path = os.path.join(out_dir, shards.shard_file_name(split, i, len(bounds)))
-        if storage.exists(path):  # renamed into place, so complete: a resumed run keeps it
-            infos.append(shards.describe(path, end - start))
+@dataclasses.dataclass(frozen=True)
+class ShardJob:
+    """One shard to write: its file name and the tasks whose records it holds, in order."""
+
+    split: str
+    file: str
+    tasks: tuple[int, ...]
+
+
+def plan_shards(out_dir: str, kept: Sequence[Planned], shard_bytes: int) -> list[ShardJob]:
+    """Phase 2's plan: each split's kept clips, in plan order, cut into shards by size."""
+    jobs = []
+    for split in SPLITS:
+        in_split = [p for p in kept if p.split == split]
+        if not in_split:
             continue
-        recs = (storage.read_bytes(_clip_path(out_dir, p.task, "rec")) for p in kept[start:end])
-        infos.append(shards.write_shard(path, recs))
-    return infos
+        sizes = [storage.size(_clip_path(out_dir, p.task, "rec")) for p in in_split]
+        bounds = shards.shard_boundaries(len(in_split), shards.shard_count(sum(sizes), shard_bytes))
+        for i, (start, end) in enumerate(bounds):
+            tasks = tuple(p.task for p in in_split[start:end])
+            jobs.append(ShardJob(split, shards.shard_file_name(split, i, len(bounds)), tasks))
+    return jobs
+
+
+def write_shard_job(out_dir: str, job: ShardJob) -> shards.ShardInfo:
+    """Write one planned shard from the cached records (kept if already complete)."""
+    path = os.path.join(out_dir, job.file)
+    if storage.exists(path):  # renamed into place, so complete: a resumed run keeps it
+        return shards.describe(path, len(job.tasks))
+    return shards.write_shard(path, (storage.read_bytes(_clip_path(out_dir, t, "rec")) for t in job.tasks))
+
+
+class LocalEngine:
+    """Runs prepare's two phases on this machine: `num_workers` decoding processes, then the
+    shards one after another. (pipeline.beam_engine runs the same steps on Apache Beam.)"""
+
+    def __init__(self, num_workers: int):
+        self.num_workers = num_workers
+
+    def encode(self, todo: Sequence[Planned], label_names: Sequence[str], settings: Settings, out_dir: str) -> None:
+        encode_clips(todo, label_names, settings, out_dir, self.num_workers)
+
+    def write_shards(self, out_dir: str, jobs: Sequence[ShardJob]) -> list[shards.ShardInfo]:
+        return [write_shard_job(out_dir, job) for job in jobs]
 
 
 def _remove_temporaries(out_dir: str) -> None:
@@ -181,32 +216,42 @@ def write_dataset(
     label_names: Sequence[str],
     out_dir: str,
     settings: Settings,
-    num_workers: int,
+    num_workers: int = 1,
     overwrite: bool = False,
     data_dir: str = "",
+    engine: Any = None,
 ) -> dict[str, Any]:
-    """Prepare OUT from the split videos; returns the manifest. Resumes a killed run."""
+    """Prepare OUT from the split videos; returns the manifest. Resumes a killed run.
+
+    `engine` runs the two phases (default: LocalEngine(num_workers)); whatever runs them, the
+    output bytes are the same.
+    """
     start = time.monotonic()
+    engine = engine or LocalEngine(num_workers)
     plan = make_plan(videos_by_split, label_names)
     fp = fingerprint(settings, label_names, plan)
     state = claim_output_dir(out_dir, fp, overwrite)
     if state == "complete":
         log.info("%s is already complete for these inputs and settings; nothing to do", out_dir)
         return manifest_lib.load(out_dir)
-    encode_clips(plan, label_names, settings, out_dir, num_workers)
+    todo = [p for p in plan if not _is_done(out_dir, p.task)]
+    if len(todo) < len(plan):
+        log.info("resuming: %d of %d clips already encoded", len(plan) - len(todo), len(plan))
+    engine.encode(todo, label_names, settings, out_dir)
     skipped = [p for p in plan if storage.exists(_clip_path(out_dir, p.task, "skip"))]
     skipped_tasks = {p.task for p in skipped}
     kept = [p for p in plan if p.task not in skipped_tasks]
     if not [p for p in kept if p.split == "train"]:
         raise OutputDirError(f"{data_dir or out_dir}: no usable video in the train split ({len(skipped)} skipped)")
     _remove_temporaries(out_dir)
+    jobs = plan_shards(out_dir, kept, int(settings.shard_size_mb * 2**20))
+    infos = engine.write_shards(out_dir, jobs)
     splits = {}
     for split in SPLITS:
         in_split = [p for p in kept if p.split == split]
-        infos = write_split(out_dir, split, in_split, int(settings.shard_size_mb * 2**20))
         splits[split] = {
             "num_examples": len(in_split),
-            "shards": [dataclasses.asdict(s) for s in infos],
+            "shards": [dataclasses.asdict(info) for job, info in zip(jobs, infos) if job.split == split],
             "examples": [{"source": p.video.source, "label": p.label} for p in in_split],
         }
     result = {
@@ -219,7 +264,7 @@ def write_dataset(
         "settings": dataclasses.asdict(settings),
         "splits": splits,
         "skipped": [
-            {"source": p.video.source, "reason": storage.read_bytes(_clip_path(out_dir, p.task, "skip")).decode("utf-8")}
+            {"source": p.video.source, "reason": storage.read_text(_clip_path(out_dir, p.task, "skip"))}
             for p in skipped
         ],
     }

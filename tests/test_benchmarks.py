@@ -45,3 +45,9 @@ def test_storage():
         assert 0 < out["per_quality"][q]["bytes_per_clip"] < out["raw_bytes_per_clip"]
         assert 0 <= out["per_quality"][q]["test_accuracy"] <= 1
     assert out["per_quality"]["50"]["bytes_per_clip"] < out["per_quality"]["90"]["bytes_per_clip"]
+
+
+def test_multi_worker():
+    out = run("multi_worker.py")
+    assert out["one_worker_clips_per_second"] > 0 and out["two_workers_clips_per_second"] > 0
+    assert abs(out["ratio"] - out["two_workers_clips_per_second"] / out["one_worker_clips_per_second"]) < 0.01

@@ -1,0 +1,85 @@
+"""prepare's two phases as Apache Beam pipelines, for corpora too big for one machine.
+
+    python -m pipeline.prepare --data_dir=gs://b/videos --output_dir=gs://b/shards \
+        --runner=DataflowRunner --beam_options="--project=P --region=R --temp_location=gs://b/tmp"
+
+The driver (this process) indexes and splits the videos and plans exactly as the local writer
+does (`pipeline.writer.write_dataset`); Beam runs the per-video step (decode, sample, letterbox,
+JPEG: the same `read_encoded_clip`) on as many workers as the runner gives, each writing its
+clip to OUT/.prepare/clips like the local writer's worker processes; a second pipeline writes
+one shard per element. So the shards and manifest are byte for byte the local writer's, and a
+rerun after a failure resumes from the clips already cached.
+
+Apache Beam is an optional extra: `pip install .[beam]`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from typing import Sequence
+
+from pipeline import shards, storage, writer
+from pipeline.frames import read_encoded_clip
+from pipeline.workers import describe_error
+
+INSTALL_HINT = "Apache Beam is not installed; install the optional extra: pip install '.[beam]'"
+
+
+def _beam():
+    try:
+        import apache_beam
+    except ImportError as e:
+        raise ImportError(INSTALL_HINT) from e
+    return apache_beam
+
+
+def _encode_one(p: writer.Planned, label_names: Sequence[str], settings: writer.Settings, out_dir: str) -> None:
+    """The per-video step on a Beam worker: a broken video is cached as skipped, with its reason."""
+    try:
+        value, ok, error = read_encoded_clip(writer.video_job(p, settings)), True, ""
+    except Exception as e:  # any failure of one video skips that video, as the local writer does
+        value, ok, error = None, False, describe_error(e)
+    writer.store_outcome(out_dir, p, label_names, ok, value, error)
+
+
+def _info_path(out_dir: str, job: writer.ShardJob) -> str:
+    return os.path.join(out_dir, writer.WORK_DIR, "shards", job.file + ".json")
+
+
+def _write_one_shard(job: writer.ShardJob, out_dir: str) -> None:
+    info = writer.write_shard_job(out_dir, job)
+    storage.write_atomic(_info_path(out_dir, job), json.dumps(info.__dict__))
+
+
+class BeamEngine:
+    """Runs prepare's phases on a Beam runner: DirectRunner (this machine), DataflowRunner,
+    FlinkRunner, SparkRunner, ... `options` are Beam pipeline options as command-line words."""
+
+    def __init__(self, runner: str, options: str = ""):
+        beam = _beam()
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        self.beam = beam
+        self.options = PipelineOptions([f"--runner={runner}", *shlex.split(options)])
+
+    def _run(self, name: str, elements: list, fn, *args) -> None:
+        beam = self.beam
+        if not elements:
+            return
+        with beam.Pipeline(options=self.options) as p:
+            _ = (
+                p
+                | f"{name} list" >> beam.Create(elements)
+                | f"{name} spread" >> beam.Reshuffle()  # one element per worker at a time, not one bundle
+                | name >> beam.Map(fn, *args)
+            )
+
+    def encode(self, todo: Sequence[writer.Planned], label_names: Sequence[str], settings: writer.Settings, out_dir: str) -> None:
+        self._run("encode", list(todo), _encode_one, list(label_names), settings, out_dir)
+
+    def write_shards(self, out_dir: str, jobs: Sequence[writer.ShardJob]) -> list[shards.ShardInfo]:
+        storage.makedirs(os.path.join(out_dir, writer.WORK_DIR, "shards"))
+        self._run("write shard", list(jobs), _write_one_shard, out_dir)
+        return [shards.ShardInfo(**json.loads(storage.read_text(_info_path(out_dir, job)))) for job in jobs]
