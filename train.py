@@ -15,18 +15,26 @@ from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Output dir of `python -m pipeline.prepare` (holds manifest.json).")
-flags.DEFINE_string("model", "cnn_gru", "One of simple_rnn, lstm, gru, cnn_simple_rnn, cnn_lstm, cnn_gru, or 'all'.")
+flags.DEFINE_string("model", "cnn_gru", "One of simple_rnn, lstm, gru, cnn_simple_rnn, cnn_lstm, cnn_gru, mobilenet_gru, or 'all'.")
 flags.DEFINE_string("model_dir", "runs/train", "Checkpoints, logs, metrics and reports go to MODEL_DIR/<model>/.")
 flags.DEFINE_integer("epochs", 50, "Epochs (the original's recipe: 50).")
 flags.DEFINE_integer("batch_size", 64, "Global batch size, split over replicas.")
-flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.")
+flags.DEFINE_list("recipe", ["paper"], "Training recipe(s): paper (the original's) or improved; several, comma-separated, "
+                  "train each model under each into MODEL_DIR/<recipe>/ and compare them.")
+flags.DEFINE_list("without", [], "Parts of the recipe to switch off (ablations): feature_norm, schedule, clipping, "
+                  "weight_decay, label_smoothing, augment.")
+flags.DEFINE_float("learning_rate", None, "Learning rate (the peak, with a schedule); default: the recipe's (paper 1e-4, improved 1e-3).")
+flags.DEFINE_enum("frame_input", "rgb", ["rgb", "diff", "rgb+diff"], "What the model sees of each frame: pixels, the "
+                  "difference to the previous frame (a motion cue), or both; computed inside the model.")
+flags.DEFINE_string("backbone_weights", None, "mobilenet_gru: 'imagenet' (downloaded by Keras) or a local weights file of "
+                    "the MobileNetV3-Small backbone; default: from scratch.")
 flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "one_device", "multi_worker", "tpu"], "Distribution strategy.")
 flags.DEFINE_string("tpu", "", "TPU name or address, with --strategy=tpu.")
 flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Compute precision policy.")
 flags.DEFINE_bool("jit_compile", False, "Compile train steps with XLA.")
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and augmentation.")
 flags.DEFINE_bool("deterministic", False, "Deterministic ops and input order (slower).")
-flags.DEFINE_bool("augment", False, "Augment training clips (flip, exposure jitter, small crop).")
+flags.DEFINE_bool("augment", None, "Augment training clips (flip, exposure and noise jitter, small crop); default: the recipe's.")
 flags.DEFINE_integer("early_stopping", 0, "Stop after this many epochs without a better validation accuracy (0: off).")
 flags.DEFINE_integer("steps_per_epoch", 0, "Training steps per epoch (0: one pass over the training split).")
 flags.DEFINE_string("data_service", "", "grpc://HOST:PORT of a tf.data service dispatcher: its workers read and decode.")
@@ -50,8 +58,26 @@ def _print_summary(names: list[str], manifest: dict | None) -> None:
     shape = dict(num_frames=10, height=240, width=320, num_classes=12)
     if manifest:
         shape = dict(num_frames=manifest["num_frames"], height=manifest["height"], width=manifest["width"], num_classes=len(manifest["label_names"]))
+    from models import recipes
+
+    recipe = recipes.get(FLAGS.recipe[0], FLAGS.without)
     for name in names:
-        print(f"{name}\t{trainable_params(build_model(name, **shape))}")
+        model = build_model(name, **shape, feature_norm=recipe.feature_norm, frame_input=FLAGS.frame_input)
+        print(f"{name}\t{trainable_params(model)}")
+
+
+def _config(recipe: str):
+    """The training settings of one recipe; with several recipes each gets MODEL_DIR/<recipe>/."""
+    from models import trainer
+
+    model_dir = FLAGS.model_dir if len(FLAGS.recipe) == 1 else os.path.join(FLAGS.model_dir, recipe)
+    return trainer.TrainConfig(
+        data_dir=FLAGS.data_dir, model_dir=model_dir, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+        recipe=recipe, without=tuple(FLAGS.without), learning_rate=FLAGS.learning_rate, augment=FLAGS.augment,
+        frame_input=FLAGS.frame_input, backbone_weights=FLAGS.backbone_weights, seed=FLAGS.seed,
+        deterministic=FLAGS.deterministic, jit_compile=FLAGS.jit_compile, early_stopping=FLAGS.early_stopping,
+        steps_per_epoch=FLAGS.steps_per_epoch, data_service=FLAGS.data_service,
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -83,14 +109,11 @@ def main(argv: list[str]) -> None:
     strategy_lib.set_precision(FLAGS.mixed_precision)
     strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.tpu)
     logging.info("%s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
-    config = trainer.TrainConfig(
-        data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate, augment=FLAGS.augment, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
-        jit_compile=FLAGS.jit_compile, early_stopping=FLAGS.early_stopping, steps_per_epoch=FLAGS.steps_per_epoch,
-        data_service=FLAGS.data_service,
-    )
     try:
-        results = [experiment.train_and_evaluate(name, config, strategy, manifest) for name in names]
+        results = []
+        for recipe in FLAGS.recipe:
+            config = _config(recipe)
+            results += [experiment.train_and_evaluate(name, config, strategy, manifest) for name in names]
     except ValueError as e:
         sys.exit(f"train: error: {e}")
     except tf.errors.UnavailableError as e:  # MultiWorkerMirroredStrategy: a peer stopped
@@ -116,7 +139,7 @@ def _report(results: list[dict]) -> None:
         print(storage.read_text(path))
         logging.info("comparison report: %s", storage.abspath(path))
     for r in results:
-        logging.info("%s: metrics in %s", r["model"], storage.abspath(os.path.join(FLAGS.model_dir, r["model"], "metrics.json")))
+        logging.info("%s: metrics in %s", r["model"], storage.abspath(os.path.join(r["config"]["model_dir"], r["model"], "metrics.json")))
 
 if __name__ == "__main__":
     app.run(main)

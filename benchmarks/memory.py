@@ -31,13 +31,14 @@ ARENAS = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--arenas=")
 def child(data_dir: str, batch: int) -> None:
     """One epoch over the whole train split, then print peak RSS in bytes."""
     from models import build_model
+    from models import recipes
     from models.trainer import compile_model
     from pipeline import make_dataset, manifest
 
     m = manifest.load(data_dir)
     model = build_model("cnn_gru", height=m["height"], width=m["width"])
-    compile_model(model, 1e-4, jit_compile=False)
     steps = m["splits"]["train"]["num_examples"] // batch
+    compile_model(model, recipes.get("paper"), steps, jit_compile=False)
     model.fit(make_dataset(data_dir, "train", batch, training=True, seed=0), steps_per_epoch=steps, epochs=1, verbose=0)
     print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 

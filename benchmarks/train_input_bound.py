@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from models import build_model
+from models import recipes
 from models.trainer import compile_model
 from pipeline import make_dataset
 
@@ -43,7 +44,7 @@ def main() -> None:
             for name, ds in (("in_memory", memory), ("make_dataset", fed)):
                 keras.utils.set_random_seed(0)
                 model = build_model("cnn_gru", height=s["height"], width=s["width"])
-                compile_model(model, 1e-4, jit_compile=False)
+                compile_model(model, recipes.get("paper"), s["steps"], jit_compile=False)
                 rates[name] = max(rates.get(name, 0.0), train_rate(model, ds, s["steps"], s["batch"]))
     common.report({
         "size": size, "cpus": os.cpu_count(), "model": "cnn_gru", "clip": [10, s["height"], s["width"]], "batch": s["batch"],

@@ -29,7 +29,7 @@ def _metrics() -> list[keras.metrics.Metric]:
 
 
 def _train_function(model: keras.Model, strategy: tf.distribute.Strategy, global_batch: int, metrics):
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    loss_fn = model.loss.call  # the compiled loss (the recipe's), per example
     optimizer = model.optimizer
 
     def step(frames: tf.Tensor, labels: tf.Tensor) -> None:
@@ -56,7 +56,7 @@ def _train_function(model: keras.Model, strategy: tf.distribute.Strategy, global
 def _validate_function(model: keras.Model, strategy: tf.distribute.Strategy, val_ds: tf.data.Dataset):
     """A function returning val_loss, val_accuracy, val_top3_accuracy over the whole validation
     split, averaged over workers."""
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    loss_fn = model.loss.call
 
     @tf.function(input_signature=val_ds.element_spec)
     def batch_totals(frames: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:

@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only; no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from models.builder import DISPLAY_NAMES  # noqa: E402
+from models.builder import DISPLAY_NAMES, MODEL_NAMES  # noqa: E402
 from pipeline import storage  # noqa: E402
 
 
@@ -42,12 +42,15 @@ def plot_confusion(matrix: Sequence[Sequence[int]], label_names: Sequence[str], 
     _save(fig, path, dpi=110)
 
 
-def _curves(ax_loss, ax_acc, history: list[dict[str, Any]], title: str) -> None:
-    epochs = [e["epoch"] for e in history]
-    for key, style in (("", "--"), ("val_", "-")):
-        label = "validation" if key else "train"
-        ax_loss.plot(epochs, [e.get(f"{key}loss", np.nan) for e in history], style, label=label)
-        ax_acc.plot(epochs, [e.get(f"{key}accuracy", np.nan) for e in history], style, label=label)
+def _curves(ax_loss, ax_acc, histories: dict[str, list[dict[str, Any]]], title: str) -> None:
+    """Train (dashed) and validation (solid) curves of one or more runs, labelled by run."""
+    for i, (run, history) in enumerate(histories.items()):
+        epochs = [e["epoch"] for e in history]
+        color = f"C{i}"
+        for key, style in (("", "--"), ("val_", "-")):
+            label = f"{run} {'validation' if key else 'train'}".strip()
+            ax_loss.plot(epochs, [e.get(f"{key}loss", np.nan) for e in history], style, color=color, label=label)
+            ax_acc.plot(epochs, [e.get(f"{key}accuracy", np.nan) for e in history], style, color=color, label=label)
     ax_loss.set_title(f"{title} loss")
     ax_acc.set_title(f"{title} accuracy")
     ax_acc.set_ylim(0, 1)
@@ -59,33 +62,68 @@ def _curves(ax_loss, ax_acc, history: list[dict[str, Any]], title: str) -> None:
 
 def plot_learning_curves(history: list[dict[str, Any]], title: str, path: str) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    _curves(a, b, history, title)
+    _curves(a, b, {"": history}, title)
     fig.tight_layout()
     _save(fig, path, dpi=110)
 
 
+def _recipes(results: Sequence[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(r.get("recipe", "") for r in results))
+
+
+def _by_model(results: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Results grouped by model, models in MODEL_NAMES order, each model's runs in recipe order."""
+    order = {name: i for i, name in enumerate(MODEL_NAMES)}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(results, key=lambda r: order.get(r["model"], len(order))):
+        groups.setdefault(r["model"], []).append(r)
+    return groups
+
+
 def plot_comparison(results: Sequence[dict[str, Any]], path: str) -> None:
-    """Loss (top row) and accuracy (bottom row) curves of each model, side by side."""
-    n = len(results)
+    """Loss (top row) and accuracy (bottom row) curves of each model, side by side; with several
+    recipes, each model's column overlays its recipes."""
+    several = len(_recipes(results)) > 1
+    groups = _by_model(results)
+    n = len(groups)
     fig, axes = plt.subplots(2, n, figsize=(3.3 * n, 6.4), squeeze=False)
-    for i, r in enumerate(results):
-        _curves(axes[0][i], axes[1][i], r["history"], DISPLAY_NAMES.get(r["model"], r["model"]))
+    for i, (model, runs) in enumerate(groups.items()):
+        histories = {(r.get("recipe", "") if several else ""): r["history"] for r in runs}
+        _curves(axes[0][i], axes[1][i], histories, DISPLAY_NAMES.get(model, model))
     fig.tight_layout()
     _save(fig, path, dpi=100)
 
 
 def comparison_table(results: Sequence[dict[str, Any]]) -> str:
-    """Markdown table of the models' test results, best test accuracy first."""
+    """Markdown table of test results: best test accuracy first; with several recipes, by model
+    and then recipe, with a recipe column."""
+    several = len(_recipes(results)) > 1
+    head = "| model | recipe " if several else "| model "
     rows = [
-        "| model | trainable params | test accuracy | test top-3 | test loss | best val accuracy | epochs | training time (s) | train clips/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        head + "| trainable params | test accuracy | test top-3 | test loss | best val accuracy | epochs | training time (s) | train clips/s |",
+        "|---|" + ("---|" if several else "") + "---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in sorted(results, key=lambda r: -r["test_accuracy"]):
+    ordered = [r for runs in _by_model(results).values() for r in runs] if several else sorted(results, key=lambda r: -r["test_accuracy"])
+    for r in ordered:
+        recipe = f" {r.get('recipe', '')} |" if several else ""
         rows.append(
-            f"| {DISPLAY_NAMES.get(r['model'], r['model'])} | {r['trainable_params']:,} | {r['test_accuracy']:.3f} | "
+            f"| {DISPLAY_NAMES.get(r['model'], r['model'])} |{recipe} {r['trainable_params']:,} | {r['test_accuracy']:.3f} | "
             f"{r['test_top3_accuracy']:.3f} | {r['test_loss']:.3f} | {r['best_val_accuracy']:.3f} | {r['epochs_run']} | "
             f"{r['train_seconds']:.0f} | {r['train_clips_per_second']:.1f} |"
         )
+    return "\n".join(rows) + "\n"
+
+
+def recipe_table(results: Sequence[dict[str, Any]]) -> str:
+    """Markdown: test accuracy of each model under each recipe, side by side, and the gain of the
+    last recipe over the first."""
+    names = _recipes(results)
+    rows = ["| model | " + " | ".join(names) + f" | {names[-1]} − {names[0]} |", "|---|" + "---:|" * (len(names) + 1)]
+    for model, runs in _by_model(results).items():
+        acc = {r.get("recipe", ""): r["test_accuracy"] for r in runs}
+        cells = [f"{acc[n]:.3f}" if n in acc else "" for n in names]
+        gain = f"{acc[names[-1]] - acc[names[0]]:+.3f}" if names[0] in acc and names[-1] in acc else ""
+        rows.append(f"| {DISPLAY_NAMES.get(model, model)} | " + " | ".join(cells) + f" | {gain} |")
     return "\n".join(rows) + "\n"
 
 
@@ -93,11 +131,14 @@ def write_comparison(model_dir: str, results: Sequence[dict[str, Any]]) -> str:
     """MODEL_DIR/comparison.md and comparison_curves.png; returns the markdown's path."""
     plot_comparison(results, os.path.join(model_dir, "comparison_curves.png"))
     chance = 1.0 / len(results[0]["label_names"])
+    several = len(_recipes(results)) > 1
+    where = "`<recipe>/<model>/`" if several else "`<model>/`"
     text = (
         "# Model comparison (test split)\n\n"
+        + (recipe_table(results) + "\n" if several else "")
         + comparison_table(results)
         + f"\nChance accuracy: {chance:.3f} ({len(results[0]['label_names'])} classes). "
-        "Each model's own report: `<model>/metrics.json`, `<model>/confusion.png`, `<model>/curves.png`.\n\n"
+        f"Each run's own report in {where}: `metrics.json`, `confusion.png`, `curves.png`.\n\n"
         "![loss and accuracy curves](comparison_curves.png)\n"
     )
     path = os.path.join(model_dir, "comparison.md")

@@ -28,7 +28,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from models import builder, multi_worker, strategy as strategy_lib
+from models import builder, multi_worker, recipes, strategy as strategy_lib
 from pipeline import storage
 from pipeline.input import make_dataset
 
@@ -45,8 +45,12 @@ class TrainConfig:
     model_dir: str
     epochs: int = 50
     batch_size: int = 64  # global, over all replicas
-    learning_rate: float = 1e-4
-    augment: bool = False
+    recipe: str = "paper"  # models.recipes.RECIPES
+    without: tuple[str, ...] = ()  # parts of the recipe switched off (ablations)
+    learning_rate: float | None = None  # None: the recipe's
+    augment: bool | None = None  # None: the recipe's
+    frame_input: str = "rgb"  # rgb, diff or rgb+diff (models.builder.FRAME_INPUTS)
+    backbone_weights: str | None = None  # mobilenet_gru: None, "imagenet" or a weights file
     seed: int = 0
     deterministic: bool = False
     jit_compile: bool = False
@@ -67,18 +71,18 @@ def save_model(model: keras.Model, path: str) -> None:
     storage.rename(tmp, path)
 
 
-def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool) -> None:
-    """Adam, sparse categorical cross-entropy, accuracy and top-3.
+def compile_model(model: keras.Model, recipe: recipes.Recipe, total_steps: int, jit_compile: bool) -> None:
+    """The recipe's optimizer and loss (cross-entropy, label smoothing if any), accuracy and top-3.
 
     Under a mixed_float16 policy the optimizer is wrapped in a LossScaleOptimizer, so small
     float16 gradients do not underflow (the original ran mixed_float16 without loss scaling).
     """
-    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer = recipes.optimizer(recipe, total_steps)
     if keras.mixed_precision.dtype_policy().name == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        loss=recipes.SparseCrossentropy(recipe.label_smoothing),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
             keras.metrics.SparseTopKCategoricalAccuracy(k=3, name="top3_accuracy"),
@@ -87,11 +91,13 @@ def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool) -
     )
 
 
-def new_state(name: str, manifest: dict[str, Any]) -> dict[str, Any]:
+def new_state(name: str, manifest: dict[str, Any], recipe: str = "paper", frame_input: str = "rgb") -> dict[str, Any]:
     return {
         "model": name,
         "input_shape": [manifest["num_frames"], manifest["height"], manifest["width"], 3],
         "label_names": manifest["label_names"],
+        "recipe": recipe,
+        "frame_input": frame_input,
         "jpeg_quality": manifest.get("settings", {}).get("jpeg_quality", 90),  # for export and predict
         "epochs_run": 0,
         "history": [],
@@ -103,18 +109,19 @@ def new_state(name: str, manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def load_state(run_dir: str, name: str, manifest: dict[str, Any]) -> dict[str, Any]:
-    """The saved state of a run, or a new one; refuses a run made on data of another shape."""
+def load_state(run_dir: str, name: str, manifest: dict[str, Any], recipe: str = "paper", frame_input: str = "rgb") -> dict[str, Any]:
+    """The saved state of a run, or a new one; refuses a run made on data of another shape, or
+    with another recipe or frame input."""
     path = os.path.join(run_dir, STATE)
+    fresh = new_state(name, manifest, recipe, frame_input)
     if not storage.exists(path):
-        return new_state(name, manifest)
+        return fresh
     state = json.loads(storage.read_text(path))
-    fresh = new_state(name, manifest)
-    for key in ("input_shape", "label_names"):
+    for key in ("input_shape", "label_names", "recipe", "frame_input"):
         if state[key] != fresh[key]:
             raise ValueError(
-                f"{path}: this run was trained with {key} {state[key]}, but the data dir's manifest has "
-                f"{fresh[key]}; use another --model_dir"
+                f"{path}: this run was trained with {key} {state[key]}, not {fresh[key]} as asked now "
+                "(data dir's manifest, --recipe, --frame_input); use another --model_dir"
             )
     return state
 
@@ -188,6 +195,10 @@ class StepLog(keras.callbacks.Callback):
             log.info("%s step %d/%d: loss %.4f", self.name, batch + 1, self.steps, float((logs or {}).get("loss", float("nan"))))
 
 
+def recipe_of(config: TrainConfig) -> recipes.Recipe:
+    return recipes.get(config.recipe, config.without, config.learning_rate, config.augment)
+
+
 def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]):
     """(distributed training dataset, validation dataset): each input pipeline (one per worker)
     reads its own share of the training shards."""
@@ -196,7 +207,7 @@ def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manife
     def train_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
         return make_dataset(
             config.data_dir, "train", ctx.get_per_replica_batch_size(config.batch_size), training=True,
-            input_context=ctx, augment=config.augment, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
+            input_context=ctx, augment=recipe_of(config).augment, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
             deterministic=config.deterministic, manifest=manifest, data_service=config.data_service,
         )
 
@@ -209,7 +220,8 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
     """Train `name` to config.epochs (or early stop), resuming a previous run. Returns its state."""
     run_dir = os.path.join(config.model_dir, name)
     storage.makedirs(run_dir)
-    state = load_state(run_dir, name, manifest)
+    recipe = recipe_of(config)
+    state = load_state(run_dir, name, manifest, recipe.name, config.frame_input)
     if state["epochs_run"] >= config.epochs or state["stopped_early"]:
         log.info("%s: already trained (%d epochs); evaluating", name, state["epochs_run"])
         return state
@@ -222,8 +234,11 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
             model = keras.models.load_model(os.path.join(run_dir, state["latest"]))
         else:
             t, h, w, _ = state["input_shape"]
-            model = builder.build_model(name, num_frames=t, height=h, width=w, num_classes=len(manifest["label_names"]))
-            compile_model(model, config.learning_rate, config.jit_compile)
+            model = builder.build_model(
+                name, num_frames=t, height=h, width=w, num_classes=len(manifest["label_names"]),
+                feature_norm=recipe.feature_norm, frame_input=config.frame_input, backbone_weights=config.backbone_weights,
+            )
+            compile_model(model, recipe, steps * config.epochs, config.jit_compile)
     chief = is_chief(strategy)
     callbacks: list[keras.callbacks.Callback] = [Checkpointing(run_dir, state, steps * config.batch_size, config.early_stopping, chief)]
     if chief:

@@ -93,13 +93,11 @@ class ClipSpec:
     extension: str
     fourcc: str
     seed: int
+    hard: bool = False
 
 
-def _draw_frame(pose: Pose, w: int, h: int, scale: float, light: float, noise: float, rng: np.random.Generator, direction: int) -> np.ndarray:
-    """One BGR frame: dark gradient background, sensor noise, the actor and any bright object."""
-    y = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
-    base = (12 + 10 * y) * light
-    img = np.repeat(np.repeat(base[:, :, None], w, axis=1), 3, axis=2)
+def _draw_actor(img: np.ndarray, pose: Pose, w: int, h: int, scale: float, light: float, direction: int) -> None:
+    """Draw the actor (body, head, hand) and any bright object or flashlight beam, in place."""
     s = min(w, h)
     bx, by = int(pose.body[0] * w), int(pose.body[1] * h)
     body_color = (70 * light, 80 * light, 95 * light)
@@ -108,18 +106,29 @@ def _draw_frame(pose: Pose, w: int, h: int, scale: float, light: float, noise: f
     hx, hy = bx + int(pose.hand[0] * s * 1.6 * scale), by + int(pose.hand[1] * s * 1.6 * scale)
     cv2.circle(img, (hx, hy), max(2, int(0.045 * s * scale)), (150 * light, 160 * light, 170 * light), -1)
     if pose.extra is not None:
-        cv2.circle(img, (int(pose.extra[0] * w), int(pose.extra[1] * h)), max(1, int(0.035 * s)), (235, 240, 250), -1)
+        size = max(1, int(0.035 * s * min(1.0, 1.5 * scale)))
+        cv2.circle(img, (int(pose.extra[0] * w), int(pose.extra[1] * h)), size, (235, 240, 250), -1)
     if pose.beam:
         tip = (hx + direction * int(0.45 * w), hy + int(0.05 * h))
         cv2.fillConvexPoly(
             img, np.array([(hx, hy), (tip[0], tip[1] - int(0.12 * h)), (tip[0], tip[1] + int(0.12 * h))]), (180, 200, 210)
         )
+
+
+def _draw_frame(pose: Pose, w: int, h: int, scale: float, light: float, noise: float, rng: np.random.Generator, direction: int) -> np.ndarray:
+    """One BGR frame: dark gradient background, sensor noise, the actor and any bright object."""
+    y = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
+    base = (12 + 10 * y) * light
+    img = np.repeat(np.repeat(base[:, :, None], w, axis=1), 3, axis=2)
+    _draw_actor(img, pose, w, h, scale, light, direction)
     img += rng.normal(0.0, noise, img.shape).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def render(spec: ClipSpec) -> list[np.ndarray]:
     """The BGR frames of one clip, as OpenCV writes them."""
+    if spec.hard:
+        return render_hard(spec)
     rng = np.random.default_rng(spec.seed)
     direction = 1 if rng.random() < 0.5 else -1
     scale = 0.8 + 0.05 * (spec.actor % 5)  # each actor has its own size
@@ -134,6 +143,99 @@ def render(spec: ClipSpec) -> list[np.ndarray]:
     ]
 
 
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """Who performs a hard clip: the same person (size, speed, brightness, place) in every class."""
+
+    scale: float  # body size; small: far from the camera
+    speed: float  # how much of the motion one clip covers per unit time
+    brightness: float
+    x: float  # where in the frame the action happens (offset of the body centre)
+    y: float
+
+
+def actor(index: int) -> Actor:
+    rng = np.random.default_rng(1_000_003 * (index + 1))
+    return Actor(
+        scale=float(rng.uniform(0.55, 0.85)), speed=float(rng.uniform(0.7, 1.3)), brightness=float(rng.uniform(0.7, 1.0)),
+        x=float(rng.uniform(-0.15, 0.15)), y=float(rng.uniform(0.0, 0.12)),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """What a hard clip's camera sees besides the actor: clutter, lights, a moving distractor."""
+
+    boxes: tuple[tuple[float, float, float, float, float], ...]  # x0, y0, x1, y1, grey level
+    lamp: tuple[float, float, float]  # x, y, strength of a static light with glare
+    distractor: tuple[float, float, float, float]  # start x, y, speed, size of a passing light
+    shake: float  # camera shake, as a fraction of the frame
+    light: float
+    noise: float
+
+
+def scene(rng: np.random.Generator) -> Scene:
+    boxes = []
+    for _ in range(int(rng.integers(3, 7))):
+        x0, y0 = rng.uniform(0, 0.9), rng.uniform(0.1, 0.8)
+        boxes.append((x0, y0, x0 + rng.uniform(0.05, 0.3), y0 + rng.uniform(0.05, 0.3), rng.uniform(15, 45)))
+    return Scene(
+        boxes=tuple(tuple(float(v) for v in b) for b in boxes),
+        lamp=(float(rng.uniform(0, 1)), float(rng.uniform(0, 0.4)), float(rng.uniform(0.4, 1.0))),
+        distractor=(float(rng.uniform(-0.3, 1.3)), float(rng.uniform(0.2, 0.9)), float(rng.uniform(-0.8, 0.8)), float(rng.uniform(0.02, 0.06))),
+        shake=float(rng.uniform(0.0, 0.015)), light=float(rng.uniform(0.5, 0.9)), noise=float(rng.uniform(5.0, 10.0)),
+    )
+
+
+def _background(sc: Scene, w: int, h: int, t: float) -> np.ndarray:
+    """Dark street: gradient, clutter boxes, a lamp with glare, a light passing by."""
+    y = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
+    img = np.repeat(np.repeat(((10 + 12 * y) * sc.light)[:, :, None], w, axis=1), 3, axis=2)
+    for x0, y0, x1, y1, grey in sc.boxes:
+        cv2.rectangle(img, (int(x0 * w), int(y0 * h)), (int(x1 * w), int(y1 * h)), (grey * sc.light,) * 3, -1)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    lx, ly, strength = sc.lamp
+    glare = np.exp(-(((xx - lx * w) ** 2 + (yy - ly * h) ** 2) / (2 * (0.12 * min(w, h)) ** 2)))
+    img += (200 * strength * glare)[:, :, None]
+    dx, dy, speed, size = sc.distractor
+    cv2.circle(img, (int((dx + speed * t) * w), int(dy * h)), max(1, int(size * min(w, h))), (150, 170, 200), -1)
+    return img
+
+
+def render_hard(spec: ClipSpec) -> list[np.ndarray]:
+    """A hard clip: a small, dim actor (its own size, speed and place) in low light with glare,
+    clutter, a passing light, camera shake and strong sensor noise."""
+    rng = np.random.default_rng(spec.seed)
+    person = actor(spec.actor)
+    sc = scene(rng)
+    direction = 1 if rng.random() < 0.5 else -1
+    phase = float(rng.uniform(0.0, 0.2))
+    motion = MOTIONS[spec.label_name]
+    n = max(1, round(spec.fps * spec.seconds))
+    w, h = spec.width, spec.height
+    s = min(w, h)
+    hot = rng.random((h, w)) < 0.001  # stuck bright pixels of this camera
+    reach = 0.6 + 0.4 * person.scale  # a small (far) actor's moves span less of the frame
+
+    def place(p: tuple[float, float]) -> tuple[float, float]:
+        return 0.5 + (p[0] - 0.5) * reach + person.x, 0.5 + (p[1] - 0.5) * reach + 0.08 + person.y
+
+    shake = np.cumsum(rng.normal(0, sc.shake * s, (n, 2)), axis=0) * 0.5
+    frames = []
+    for i in range(n):
+        t = i / max(n - 1, 1)
+        pose = motion(min(1.0, phase + person.speed * (1 - phase) * t), direction)
+        placed = dataclasses.replace(pose, body=place(pose.body), extra=place(pose.extra) if pose.extra else None)
+        img = _background(sc, w, h, t)
+        _draw_actor(img, placed, w, h, person.scale, sc.light * person.brightness, direction)
+        m = np.float32([[1, 0, shake[i, 0]], [0, 1, shake[i, 1]]])
+        img = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        img += rng.normal(0.0, sc.noise, img.shape).astype(np.float32)
+        img[hot] = 255
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+    return frames
+
+
 def write_video(path: str, frames: list[np.ndarray], fps: float, fourcc: str) -> None:
     """Write BGR frames with OpenCV; raises if the writer cannot be opened."""
     h, w = frames[0].shape[:2]
@@ -146,7 +248,7 @@ def write_video(path: str, frames: list[np.ndarray], fps: float, fourcc: str) ->
     writer.release()
 
 
-def plan(clips_per_class: int, num_actors: int, seed: int) -> list[ClipSpec]:
+def plan(clips_per_class: int, num_actors: int, seed: int, hard: bool = False) -> list[ClipSpec]:
     """Specs of every clip: varied sizes, rates, lengths and containers, seeded."""
     rng = np.random.default_rng(seed)
     specs = []
@@ -157,16 +259,17 @@ def plan(clips_per_class: int, num_actors: int, seed: int) -> list[ClipSpec]:
             specs.append(
                 ClipSpec(
                     label_name, i % num_actors, i, int(w), int(h), int(RATES[rng.integers(len(RATES))]),
-                    float(rng.uniform(1.0, 2.5)), ext, fourcc, int(rng.integers(2**31)),
+                    float(rng.uniform(1.0, 2.5)), ext, fourcc, int(rng.integers(2**31)), hard,
                 )
             )
     return specs
 
 
-def generate(output_dir: str, clips_per_class: int = 24, num_actors: int = 6, seed: int = 0) -> list[str]:
-    """Write the built-in data set under output_dir/<class>/; returns the paths written."""
+def generate(output_dir: str, clips_per_class: int = 24, num_actors: int = 6, seed: int = 0, hard: bool = False) -> list[str]:
+    """Write the built-in data set under output_dir/<class>/; returns the paths written.
+    hard=True: the hard mode (small dim actors, glare, clutter, shake, strong noise)."""
     paths = []
-    for spec in plan(clips_per_class, num_actors, seed):
+    for spec in plan(clips_per_class, num_actors, seed, hard):
         folder = os.path.join(output_dir, spec.label_name)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"actor{spec.actor:02d}_clip{spec.index:03d}.{spec.extension}")
@@ -182,7 +285,7 @@ def main(argv: list[str]) -> None:
     from absl import flags, logging
 
     FLAGS = flags.FLAGS
-    paths = generate(FLAGS.output_dir, FLAGS.clips_per_class, FLAGS.num_actors, FLAGS.seed)
+    paths = generate(FLAGS.output_dir, FLAGS.clips_per_class, FLAGS.num_actors, FLAGS.seed, FLAGS.hard)
     logging.info("%d videos under %s", len(paths), FLAGS.output_dir)
 
 
@@ -193,4 +296,7 @@ if __name__ == "__main__":
     flags.DEFINE_integer("clips_per_class", 24, "Videos per class.")
     flags.DEFINE_integer("num_actors", 6, "Actors per class (groups for --group_regex).")
     flags.DEFINE_integer("seed", 0, "Seed.")
+    flags.DEFINE_bool("hard", False, "What makes real night video hard: small dim actors far from the camera, each with "
+                      "their own size, speed and place; low light with glare; clutter and a passing light; camera "
+                      "shake; strong sensor noise and hot pixels.")
     app.run(main)

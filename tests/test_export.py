@@ -189,3 +189,16 @@ def test_predict_cli_reports_each_video_and_fails_for_a_broken_one(trained, vide
     assert "error" in lines[1] and len(lines[0]["top"]) == 2 and lines[0]["top"][0]["probability"] >= lines[0]["top"][1]["probability"]
     text = run_module("pipeline.predict", f"--saved_model={trained['saved']}", good[0])
     assert text.returncode == 0 and text.stdout.splitlines()[0] == good[0] and len(text.stdout.splitlines()) == 4
+
+
+@pytest.mark.parametrize("name, frame_input", [("mobilenet_gru", "rgb"), ("cnn_gru", "rgb+diff")])
+def test_new_model_options_export_with_the_same_answers(name, frame_input, tmp_path):
+    """The stronger model and the motion cue (a custom layer) survive .keras and SavedModel export."""
+    from models import build_model
+
+    model = build_model(name, num_frames=3, height=32, width=40, num_classes=3, frame_input=frame_input, feature_norm=True)
+    model.save(tmp_path / "m.keras")
+    serving.export(keras.models.load_model(tmp_path / "m.keras"), str(tmp_path / "saved"), ["a", "b", "c"], 90)
+    x = np.random.default_rng(0).integers(0, 256, (2, 3, 32, 40, 3), dtype=np.uint8)
+    out = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"](frames=tf.constant(x))
+    np.testing.assert_allclose(out["probabilities"].numpy(), model.predict(x, verbose=0), atol=1e-5)

@@ -1,11 +1,13 @@
-"""The six models: the original's parameter counts, shapes, a training step, save/load, GPU settings."""
+"""The models: the original's parameter counts, shapes, a training step, save/load, GPU settings,
+frame inputs (motion cue), the MobileNetV3 backbone and its weights."""
 
 import keras
 import numpy as np
 import pytest
 
 from models import MODEL_NAMES, build_model, trainable_params
-from models.builder import parse_name
+from models.builder import ORIGINAL_MODELS, FrameDifference, parse_name
+from models import recipes
 from models.trainer import compile_model
 
 ORIGINAL_PARAMS = {
@@ -16,10 +18,10 @@ ORIGINAL_PARAMS = {
     "cnn_lstm": 11_835_660,
     "cnn_gru": 8_920_780,
 }
-SMALL = dict(num_frames=3, height=30, width=40, num_classes=4)
+SMALL = dict(num_frames=3, height=32, width=40, num_classes=4)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", ORIGINAL_MODELS)
 def test_trainable_params_equal_the_original_table(name):
     model = build_model(name, num_frames=10, height=240, width=320, num_classes=12)
     assert trainable_params(model) == ORIGINAL_PARAMS[name]
@@ -34,9 +36,9 @@ def test_shapes_training_step_and_save_load_round_trip(name, tmp_path):
     keras.utils.set_random_seed(0)
     model = build_model(name, **SMALL)
     assert model.input.dtype == "uint8" and model.layers[1].name == "scale"
-    compile_model(model, 1e-3, jit_compile=False)
+    compile_model(model, recipes.get("paper", learning_rate=1e-3), 100, jit_compile=False)
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (8, 3, 30, 40, 3), dtype=np.uint8)
+    x = rng.integers(0, 256, (8, 3, 32, 40, 3), dtype=np.uint8)
     y = rng.integers(0, 4, 8).astype(np.int32)
     probs = model.predict(x, verbose=0)
     assert probs.shape == (8, 4) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
@@ -65,7 +67,7 @@ def test_mixed_float16_computes_in_half_but_outputs_float32_with_loss_scaling():
     keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
         model = build_model("cnn_gru", **SMALL)
-        compile_model(model, 1e-4, jit_compile=False)
+        compile_model(model, recipes.get("paper"), 100, jit_compile=False)
         assert model.get_layer("frame_conv").compute_dtype == "float16"
         assert model.get_layer("probabilities").compute_dtype == "float32"
         assert model.output.dtype == "float32"
@@ -82,9 +84,54 @@ def test_mixed_float16_computes_in_half_but_outputs_float32_with_loss_scaling():
         (dict(name="gru", num_classes=1), "num_classes must be >= 2"),
         (dict(name="gru", units=()), "units must be"),
         (dict(name="gru", dropout=1.0), "dropout must be in"),
+        (dict(name="gru", frame_input="flow"), "frame_input: unknown 'flow'"),
+        (dict(name="cnn_gru", backbone_weights="imagenet"), "cnn_gru has no pretrained backbone"),
+        (dict(name="mobilenet_gru", backbone_weights="imagenet", frame_input="rgb+diff"), "ImageNet weights take 3 channels"),
+        (dict(name="mobilenet_gru", height=24, width=32), "at least 32x32"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, message):
     name = kwargs.pop("name")
     with pytest.raises(ValueError, match=message):
         build_model(name, **kwargs)
+
+
+def test_frame_difference_is_each_frame_minus_the_one_before():
+    x = np.arange(4 * 2 * 2 * 1, dtype=np.float32).reshape(1, 4, 2, 2, 1) ** 2
+    d = keras.ops.convert_to_numpy(FrameDifference()(x))
+    np.testing.assert_array_equal(d[:, 0], 0)
+    np.testing.assert_array_equal(d[:, 1:], x[:, 1:] - x[:, :-1])
+
+
+@pytest.mark.parametrize("frame_input, channels", [("rgb", 3), ("diff", 3), ("rgb+diff", 6)])
+def test_frame_inputs_are_computed_inside_the_model(frame_input, channels, tmp_path):
+    model = build_model("cnn_gru", **SMALL, frame_input=frame_input)
+    assert model.input.dtype == "uint8" and model.input.shape == (None, 3, 32, 40, 3)
+    assert model.get_layer("frame_conv").input.shape[-1] == channels
+    static = np.full((2, 3, 32, 40, 3), 77, np.uint8)  # a still camera: no difference between frames
+    if frame_input == "diff":
+        # A still scene and a black one look the same to a diff-only model: only motion counts.
+        np.testing.assert_allclose(model.predict(static, verbose=0), model.predict(np.zeros_like(static), verbose=0), atol=1e-6)
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "m.keras").predict(static, verbose=0), model.predict(static, verbose=0), atol=1e-6)
+
+
+def test_feature_norm_adds_layer_normalization_before_the_recurrent_stack():
+    plain, normed = build_model("gru", **SMALL), build_model("gru", **SMALL, feature_norm=True)
+    features = 32 * 40 * 3
+    assert trainable_params(normed) - trainable_params(plain) == 2 * features
+    assert normed.get_layer("gru_0").input is normed.get_layer("feature_norm").output
+
+
+def test_mobilenet_backbone_loads_local_weights(tmp_path):
+    keras.utils.set_random_seed(1)
+    source = keras.applications.MobileNetV3Small(input_shape=(32, 40, 3), include_top=False, pooling="avg", weights=None, include_preprocessing=False)
+    path = str(tmp_path / "backbone.weights.h5")
+    source.save_weights(path)
+    model = build_model("mobilenet_gru", **SMALL, backbone_weights=path)
+    backbone = model.get_layer("frame_backbone").layer
+    for a, b in zip(backbone.weights, source.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    fresh = build_model("mobilenet_gru", **SMALL)
+    assert not np.array_equal(keras.ops.convert_to_numpy(fresh.get_layer("frame_backbone").layer.weights[0]),
+                              keras.ops.convert_to_numpy(source.weights[0]))

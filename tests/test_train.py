@@ -28,12 +28,16 @@ def tiny(tmp_path_factory):
 
 
 def test_summary_only_prints_the_original_parameter_counts():
-    result = train("--model=all", "--summary_only")
+    result = train("--model=all", "--summary_only", "--recipe=paper")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "simple_rnn", "29523564", "lstm", "118093068", "gru", "88570572",
-        "cnn_simple_rnn", "3089004", "cnn_lstm", "11835660", "cnn_gru", "8920780",
+        "cnn_simple_rnn", "3089004", "cnn_lstm", "11835660", "cnn_gru", "8920780", "mobilenet_gru", "1245164",
     ]
+    # The improved recipe changes no cell, depth or unit: it only adds the feature LayerNormalization
+    # (a scale and an offset per feature: 2 x 22,528 for the CNN front end).
+    improved = train("--model=cnn_gru", "--summary_only", "--recipe=improved")
+    assert improved.stdout.split() == ["cnn_gru", str(8920780 + 2 * 22528)]
 
 
 def test_one_model_on_two_replicas_writes_metrics_and_pictures(tiny, tmp_path):
@@ -159,3 +163,21 @@ def test_xla_and_augmentation_train(tiny, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     m = json.load(open(tmp_path / "cnn_lstm" / "metrics.json"))
     assert m["config"]["jit_compile"] and m["config"]["augment"] and m["epochs_run"] == 1
+
+
+def test_two_recipes_train_side_by_side_and_compare(tiny, tmp_path):
+    result = train(f"--data_dir={tiny}", "--model=cnn_gru", f"--model_dir={tmp_path}", "--epochs=1", "--batch_size=4",
+                   "--recipe=paper,improved")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for recipe in ("paper", "improved"):
+        m = json.load(open(tmp_path / recipe / "cnn_gru" / "metrics.json"))
+        assert m["recipe"] == recipe and m["epochs_run"] == 1
+    paper = json.load(open(tmp_path / "paper" / "cnn_gru" / "metrics.json"))
+    improved = json.load(open(tmp_path / "improved" / "cnn_gru" / "metrics.json"))
+    assert improved["trainable_params"] - paper["trainable_params"] == 2 * 256  # LayerNormalization of 256 features
+    table = (tmp_path / "comparison.md").read_text()
+    assert "| model | paper | improved | improved − paper |" in table
+    assert "| CNN_GRU | paper |" in table and "| CNN_GRU | improved |" in table
+    again = train(f"--data_dir={tiny}", "--model=cnn_gru", f"--model_dir={tmp_path / 'paper'}", "--epochs=2",
+                  "--batch_size=4", "--recipe=improved")
+    assert again.returncode != 0 and "trained with recipe paper, not improved" in again.stderr

@@ -1,0 +1,105 @@
+"""Training recipes: how a model is trained, never what it is (its cell, depth and units).
+
+paper     the original project's training as the training issue defines it: Adam at a constant
+          1e-4, sparse categorical cross-entropy, no augmentation, raw per-frame features.
+improved  for scarce, dark, real video: LayerNormalization of the per-frame features before the
+          recurrent stack, AdamW (decoupled weight decay) at a peak 1e-3 reached by a linear
+          warm-up and followed by cosine decay, gradient clipping by global norm, label smoothing,
+          and augmentation for night footage (flip, exposure and gamma, sensor noise, small crop).
+
+`without` switches single parts of a recipe off, for ablations: the names are COMPONENTS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import keras
+
+COMPONENTS = ("feature_norm", "schedule", "clipping", "weight_decay", "label_smoothing", "augment")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    name: str
+    learning_rate: float  # constant rate, or the peak after warm-up with a schedule
+    schedule: bool = False  # linear warm-up, then cosine decay to zero at the last step
+    warmup_fraction: float = 0.05
+    clipnorm: float | None = None
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    feature_norm: bool = False
+    augment: bool = False
+
+
+RECIPES = {
+    "paper": Recipe("paper", learning_rate=1e-4),
+    "improved": Recipe(
+        "improved", learning_rate=1e-3, schedule=True, clipnorm=1.0, weight_decay=0.05, label_smoothing=0.1,
+        feature_norm=True, augment=True,
+    ),
+}
+_OFF = {
+    "feature_norm": dict(feature_norm=False),
+    "schedule": dict(schedule=False),
+    "clipping": dict(clipnorm=None),
+    "weight_decay": dict(weight_decay=0.0),
+    "label_smoothing": dict(label_smoothing=0.0),
+    "augment": dict(augment=False),
+}
+
+
+def get(name: str, without: Sequence[str] = (), learning_rate: float | None = None, augment: bool | None = None) -> Recipe:
+    """The named recipe with the parts in `without` off; learning_rate and augment override it."""
+    if name not in RECIPES:
+        raise ValueError(f"recipe: unknown {name!r}; choose one of {', '.join(RECIPES)}")
+    recipe = RECIPES[name]
+    for part in without:
+        if part not in _OFF:
+            raise ValueError(f"without: unknown part {part!r}; choose from {', '.join(COMPONENTS)}")
+        recipe = dataclasses.replace(recipe, **_OFF[part])
+    if learning_rate is not None:
+        recipe = dataclasses.replace(recipe, learning_rate=learning_rate)
+    if augment is not None:
+        recipe = dataclasses.replace(recipe, augment=augment)
+    if without:
+        recipe = dataclasses.replace(recipe, name=f"{name}-without-{'-'.join(without)}")
+    return recipe
+
+
+def learning_rate(recipe: Recipe, total_steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    if not recipe.schedule:
+        return recipe.learning_rate
+    warmup = max(1, round(recipe.warmup_fraction * total_steps))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0, decay_steps=max(1, total_steps - warmup), warmup_target=recipe.learning_rate, warmup_steps=warmup,
+    )
+
+
+def optimizer(recipe: Recipe, total_steps: int) -> keras.optimizers.Optimizer:
+    """Adam (paper) or AdamW; decay spares biases, normalization and embeddings-like vectors."""
+    rate = learning_rate(recipe, total_steps)
+    if recipe.weight_decay:
+        opt = keras.optimizers.AdamW(rate, weight_decay=recipe.weight_decay, global_clipnorm=recipe.clipnorm)
+        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "norm"])
+        return opt
+    return keras.optimizers.Adam(rate, global_clipnorm=recipe.clipnorm)
+
+
+@keras.saving.register_keras_serializable(package="noctact")
+class SparseCrossentropy(keras.losses.Loss):
+    """Sparse categorical cross-entropy on probabilities, with optional label smoothing (Keras'
+    own sparse loss has none): the target is (1 - s) one-hot + s / classes."""
+
+    def __init__(self, label_smoothing: float = 0.0, reduction="sum_over_batch_size", name="sparse_crossentropy"):
+        super().__init__(reduction=reduction, name=name)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        classes = keras.ops.shape(y_pred)[-1]
+        target = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, [-1]), "int32"), classes)
+        return keras.losses.categorical_crossentropy(target, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}

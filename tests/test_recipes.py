@@ -1,0 +1,54 @@
+"""Training recipes: the parts each switches on, the schedule, the loss with label smoothing."""
+
+import keras
+import numpy as np
+import pytest
+
+from models import recipes
+
+
+def test_paper_is_the_original_training_and_improved_switches_every_part_on():
+    paper, improved = recipes.get("paper"), recipes.get("improved")
+    assert (paper.learning_rate, paper.schedule, paper.clipnorm, paper.weight_decay, paper.label_smoothing,
+            paper.feature_norm, paper.augment) == (1e-4, False, None, 0.0, 0.0, False, False)
+    assert improved.schedule and improved.clipnorm and improved.weight_decay and improved.label_smoothing
+    assert improved.feature_norm and improved.augment
+
+
+def test_parts_can_be_switched_off_and_overridden():
+    r = recipes.get("improved", without=("augment", "schedule"), learning_rate=3e-4)
+    assert not r.augment and not r.schedule and r.feature_norm and r.learning_rate == 3e-4
+    assert r.name == "improved-without-augment-schedule"
+    assert recipes.get("paper", augment=True).augment
+    with pytest.raises(ValueError, match="without: unknown part 'dropout'"):
+        recipes.get("improved", without=("dropout",))
+    with pytest.raises(ValueError, match="recipe: unknown 'fast'"):
+        recipes.get("fast")
+
+
+def test_schedule_warms_up_to_the_peak_then_decays_to_zero():
+    schedule = recipes.learning_rate(recipes.get("improved"), total_steps=200)  # warm-up: 5% = 10 steps
+    rate = lambda step: float(schedule(step))  # noqa: E731
+    assert rate(0) == 0.0 and rate(5) == pytest.approx(5e-4) and rate(10) == pytest.approx(1e-3)
+    assert rate(105) == pytest.approx(5e-4, rel=1e-3) and rate(200) == pytest.approx(0.0, abs=1e-9)
+    assert recipes.learning_rate(recipes.get("paper"), 200) == 1e-4
+
+
+def test_optimizers():
+    adam = recipes.optimizer(recipes.get("paper"), 100)
+    assert type(adam) is keras.optimizers.Adam and adam.global_clipnorm is None
+    adamw = recipes.optimizer(recipes.get("improved"), 100)
+    assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 0.05 and adamw.global_clipnorm == 1.0
+
+
+def test_loss_with_label_smoothing():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    labels = np.array([0, 2])
+    plain = recipes.SparseCrossentropy()(labels, probs)
+    np.testing.assert_allclose(plain, -np.log([0.7, 0.8]).mean(), rtol=1e-5)
+    assert float(plain) == pytest.approx(float(keras.losses.SparseCategoricalCrossentropy()(labels, probs)), rel=1e-5)
+    smooth = recipes.SparseCrossentropy(label_smoothing=0.3)(labels, probs)
+    targets = np.array([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])  # (1 - 0.3) one-hot + 0.3 / 3
+    np.testing.assert_allclose(smooth, -(targets * np.log(probs)).sum(axis=1).mean(), rtol=1e-5)
+    restored = keras.losses.deserialize(keras.losses.serialize(recipes.SparseCrossentropy(0.1)))
+    assert isinstance(restored, recipes.SparseCrossentropy) and restored.label_smoothing == 0.1
