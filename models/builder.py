@@ -89,6 +89,9 @@ def _front_end(x, kind: str, num_frames: int, dropout: float, filters: int, kern
         if frame_input == "rgb":
             x = layers.Rescaling(2.0, offset=-1.0, name="to_unit_range")(x)
         _, _, height, width, channels = x.shape
+        if min(height, width) < 32:  # MobileNetV3 takes frames of at least 32 x 32
+            height, width = max(height, 32), max(width, 32)
+            x = layers.TimeDistributed(layers.Resizing(height, width), name="upsample")(x)
         x = _mobilenet(x, height, width, channels, backbone_weights)
         x = layers.Dropout(dropout, name="frame_dropout")(x)
     return layers.Reshape((num_frames, -1), name="frame_features")(x)
@@ -133,8 +136,7 @@ def build_model(
         raise ValueError(f"backbone_weights: {name} has no pretrained backbone (only mobilenet_gru has)")
     if backbone_weights == "imagenet" and frame_input == "rgb+diff":
         raise ValueError("backbone_weights: ImageNet weights take 3 channels; use frame_input 'rgb' or 'diff'")
-    if kind == "mobilenet" and min(height, width) < 32:
-        raise ValueError(f"mobilenet_gru needs frames of at least 32x32, got {height}x{width}")
+
     for arg, value in (("num_frames", num_frames), ("height", height), ("width", width), ("conv_filters", conv_filters), ("conv_kernel", conv_kernel)):
         if value < 1:
             raise ValueError(f"{arg} must be >= 1, got {value}")
