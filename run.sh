@@ -21,7 +21,7 @@ ensure_venv() {
 }
 
 # The main job on built-in data: generate videos, prepare shards, verify them, train and compare
-# the six models, export the best, classify held-out videos with it. About ten minutes on 2 cores.
+# the seven models, export the best, classify held-out videos with it. About 13 minutes on 2 cores.
 demo() {
   out=$1
   py="$venv/bin/python"

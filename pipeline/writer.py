@@ -9,7 +9,9 @@ Two phases, both resumable:
    under their final name are complete and are not written again.
 
 The plan (which clip goes where, in which order) depends only on the inputs and settings, so
-the shards are byte-identical whatever the number of workers and across runs.
+the shards are byte-identical whatever the number of workers and across runs. The phases run
+through an engine: `LocalEngine` (this machine's processes) or `pipeline.beam_engine.BeamEngine`
+(Apache Beam); both write the same clip cache, so their output bytes match.
 """
 
 from __future__ import annotations
