@@ -34,7 +34,7 @@ flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bf
 flags.DEFINE_bool("jit_compile", False, "Compile train steps with XLA.")
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and augmentation.")
 flags.DEFINE_bool("deterministic", False, "Deterministic ops and input order (slower).")
-flags.DEFINE_bool("augment", None, "Augment training clips (flip, exposure and noise jitter, small crop); default: the recipe's.")
+flags.DEFINE_bool("augment", None, "Augment training clips (flip, exposure jitter, small crop); default: the recipe's.")
 flags.DEFINE_integer("early_stopping", 0, "Stop after this many epochs without a better validation accuracy (0: off).")
 flags.DEFINE_integer("steps_per_epoch", 0, "Training steps per epoch (0: one pass over the training split).")
 flags.DEFINE_string("data_service", "", "grpc://HOST:PORT of a tf.data service dispatcher: its workers read and decode.")

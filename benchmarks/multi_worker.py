@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,29 +19,19 @@ import tempfile
 
 import common
 
+from models.strategy import local_cluster_configs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = {"full": dict(clips=256, height=240, width=320, batch=16, epochs=4), "small": dict(clips=64, height=60, width=80, batch=8, epochs=3)}
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def train_clips_per_second(data_dir: str, model_dir: str, workers: int, s: dict) -> float:
     """Global training clips/s (median over epochs after the first) of a cluster of `workers`."""
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(workers)]}
     args = [sys.executable, "train.py", f"--data_dir={data_dir}", "--model=cnn_gru", f"--model_dir={model_dir}",
             f"--epochs={s['epochs']}", f"--batch_size={s['batch']}", "--strategy=multi_worker", "--learning_rate=1e-3"]
     procs = []
-    for index in range(workers):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT,
-                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+    for tf_config in local_cluster_configs(workers):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, TF_CONFIG=tf_config)
         procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     for p in procs:
         _, err = p.communicate(timeout=3600)

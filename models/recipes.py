@@ -5,7 +5,7 @@ paper     the original project's training as the training issue defines it: Adam
 improved  for scarce, dark, real video: LayerNormalization of the per-frame features before the
           recurrent stack, AdamW (decoupled weight decay) at a peak 1e-3 reached by a linear
           warm-up and followed by cosine decay, gradient clipping by global norm, label smoothing,
-          and augmentation for night footage (flip, exposure and gamma, sensor noise, small crop).
+          and augmentation for night footage (flip, brightness, contrast and gamma, small crop).
 
 `without` switches single parts of a recipe off, for ablations: the names are COMPONENTS.
 """
@@ -16,8 +16,6 @@ import dataclasses
 from typing import Sequence
 
 import keras
-
-COMPONENTS = ("feature_norm", "schedule", "clipping", "weight_decay", "label_smoothing", "augment")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +46,7 @@ _OFF = {
     "label_smoothing": dict(label_smoothing=0.0),
     "augment": dict(augment=False),
 }
+COMPONENTS = tuple(_OFF)
 
 
 def get(name: str, without: Sequence[str] = (), learning_rate: float | None = None, augment: bool | None = None) -> Recipe:

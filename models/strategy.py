@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socket
+
 import keras
 import tensorflow as tf
 
@@ -44,6 +47,18 @@ def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"strategy: unknown {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def local_cluster_configs(num_workers: int) -> list[str]:
+    """TF_CONFIG values (JSON), one per worker, of a cluster of `num_workers` processes on free
+    127.0.0.1 ports: to try --strategy=multi_worker on one machine (tests, benchmarks)."""
+    socks = [socket.socket() for _ in range(num_workers)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in socks]}
+    for s in socks:
+        s.close()
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(num_workers)]
 
 
 def barrier(strategy: tf.distribute.Strategy) -> None:

@@ -4,33 +4,20 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from models import trainer
+from models import strategy as strategy_lib, trainer
 from tests.conftest import ROOT, make_shards
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def start_workers(command: list[str], log_dir) -> list[tuple[subprocess.Popen, str]]:
     """Both workers of a two-worker cluster running `command`; returns (process, log path) pairs."""
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     workers = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+    for index, tf_config in enumerate(strategy_lib.local_cluster_configs(2)):
         env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=tf_config)
         log = str(log_dir / f"worker{index}-{time.monotonic_ns()}.log")
         with open(log, "w") as out:
