@@ -22,10 +22,10 @@ flags.DEFINE_integer("batch_size", 64, "Global batch size, split over replicas."
 flags.DEFINE_list("recipe", ["paper"], "Training recipe(s): paper (the original's) or improved; several, comma-separated, "
                   "train each model under each into MODEL_DIR/<recipe>/ and compare them.")
 flags.DEFINE_list("without", [], "Parts of the recipe to switch off (ablations): feature_norm, schedule, clipping, "
-                  "weight_decay, label_smoothing, augment.")
+                  "weight_decay, label_smoothing, augment, motion.")
 flags.DEFINE_float("learning_rate", None, "Learning rate (the peak, with a schedule); default: the recipe's (paper 1e-4, improved 1e-3).")
-flags.DEFINE_enum("frame_input", "rgb", ["rgb", "diff", "rgb+diff"], "What the model sees of each frame: pixels, the "
-                  "difference to the previous frame (a motion cue), or both; computed inside the model.")
+flags.DEFINE_enum("frame_input", None, ["rgb", "diff", "rgb+diff"], "What the model sees of each frame: pixels, the "
+                  "difference to the previous frame (a motion cue), or both; computed inside the model; default: the recipe's.")
 flags.DEFINE_string("backbone_weights", None, "mobilenet_gru: 'imagenet' (downloaded by Keras) or a local weights file of "
                     "the MobileNetV3-Small backbone; default: from scratch.")
 flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "one_device", "multi_worker", "tpu"], "Distribution strategy.")
@@ -34,7 +34,8 @@ flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bf
 flags.DEFINE_bool("jit_compile", False, "Compile train steps with XLA.")
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and augmentation.")
 flags.DEFINE_bool("deterministic", False, "Deterministic ops and input order (slower).")
-flags.DEFINE_bool("augment", None, "Augment training clips (flip, exposure jitter, small crop); default: the recipe's.")
+flags.DEFINE_float("augment", None, "Strength of the training augmentation (flip, exposure jitter, small crop), 0 (off) "
+                   "to 1 (full ranges); default: the recipe's.")
 flags.DEFINE_integer("early_stopping", 0, "Stop after this many epochs without a better validation accuracy (0: off).")
 flags.DEFINE_integer("steps_per_epoch", 0, "Training steps per epoch (0: one pass over the training split).")
 flags.DEFINE_string("data_service", "", "grpc://HOST:PORT of a tf.data service dispatcher: its workers read and decode.")
@@ -60,9 +61,9 @@ def _print_summary(names: list[str], manifest: dict | None) -> None:
         shape = dict(num_frames=manifest["num_frames"], height=manifest["height"], width=manifest["width"], num_classes=len(manifest["label_names"]))
     from models import recipes
 
-    recipe = recipes.get(FLAGS.recipe[0], FLAGS.without)
+    recipe = recipes.get(FLAGS.recipe[0], FLAGS.without, frame_input=FLAGS.frame_input)
     for name in names:
-        model = build_model(name, **shape, feature_norm=recipe.feature_norm, frame_input=FLAGS.frame_input)
+        model = build_model(name, **shape, feature_norm=recipe.feature_norm, frame_input=recipe.frame_input)
         print(f"{name}\t{trainable_params(model)}")
 
 

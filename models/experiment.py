@@ -35,7 +35,7 @@ def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dist
         "model": name,
         "display_name": builder.DISPLAY_NAMES[name],
         "recipe": trainer.recipe_of(config).name,
-        "frame_input": config.frame_input,
+        "frame_input": trainer.recipe_of(config).frame_input,
         **evaluation.classification_metrics(labels, probs, manifest["label_names"]),
         "best_val_accuracy": state["best_val_accuracy"],
         "best_epoch": state["best_epoch"],

@@ -1,11 +1,14 @@
 """Training recipes: how a model is trained, never what it is (its cell, depth and units).
 
 paper     the original project's training as the training issue defines it: Adam at a constant
-          1e-4, sparse categorical cross-entropy, no augmentation, raw per-frame features.
-improved  for scarce, dark, real video: LayerNormalization of the per-frame features before the
-          recurrent stack, AdamW (decoupled weight decay) at a peak 1e-3 reached by a linear
-          warm-up and followed by cosine decay, gradient clipping by global norm, label smoothing,
-          and augmentation for night footage (flip, brightness, contrast and gamma, small crop).
+          1e-4, sparse categorical cross-entropy, no augmentation, raw per-frame pixels.
+improved  for scarce, dark, real video: the difference of each frame to the one before as the
+          model's input (a motion cue computed inside the model: same input channels, so the
+          same parameter count), LayerNormalization of the per-frame features before the
+          recurrent stack, AdamW (decoupled weight decay) at a peak 3e-4 reached by a linear
+          warm-up and followed by cosine decay, gradient clipping by global norm, label
+          smoothing, and night augmentation at half strength (flip, brightness, contrast and
+          gamma, small crop).
 
 `without` switches single parts of a recipe off, for ablations: the names are COMPONENTS.
 """
@@ -28,14 +31,15 @@ class Recipe:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     feature_norm: bool = False
-    augment: bool = False
+    augment: float = 0.0  # strength of the night augmentation (pipeline.augment): 0 off, 1 full
+    frame_input: str = "rgb"  # what the model sees of each frame (models.builder.FRAME_INPUTS)
 
 
 RECIPES = {
     "paper": Recipe("paper", learning_rate=1e-4),
     "improved": Recipe(
-        "improved", learning_rate=1e-3, schedule=True, clipnorm=1.0, weight_decay=0.05, label_smoothing=0.1,
-        feature_norm=True, augment=True,
+        "improved", learning_rate=3e-4, schedule=True, clipnorm=1.0, weight_decay=0.05, label_smoothing=0.1,
+        feature_norm=True, augment=0.5, frame_input="diff",
     ),
 }
 _OFF = {
@@ -44,13 +48,16 @@ _OFF = {
     "clipping": dict(clipnorm=None),
     "weight_decay": dict(weight_decay=0.0),
     "label_smoothing": dict(label_smoothing=0.0),
-    "augment": dict(augment=False),
+    "augment": dict(augment=0.0),
+    "motion": dict(frame_input="rgb"),
 }
 COMPONENTS = tuple(_OFF)
 
 
-def get(name: str, without: Sequence[str] = (), learning_rate: float | None = None, augment: bool | None = None) -> Recipe:
-    """The named recipe with the parts in `without` off; learning_rate and augment override it."""
+def get(name: str, without: Sequence[str] = (), learning_rate: float | None = None, augment: float | None = None,
+        frame_input: str | None = None) -> Recipe:
+    """The named recipe with the parts in `without` off; learning_rate, augment and frame_input
+    override it."""
     if name not in RECIPES:
         raise ValueError(f"recipe: unknown {name!r}; choose one of {', '.join(RECIPES)}")
     recipe = RECIPES[name]
@@ -61,7 +68,11 @@ def get(name: str, without: Sequence[str] = (), learning_rate: float | None = No
     if learning_rate is not None:
         recipe = dataclasses.replace(recipe, learning_rate=learning_rate)
     if augment is not None:
-        recipe = dataclasses.replace(recipe, augment=augment)
+        if not 0.0 <= augment <= 1.0:
+            raise ValueError(f"augment: strength must be in [0, 1], got {augment}")
+        recipe = dataclasses.replace(recipe, augment=float(augment))
+    if frame_input is not None:
+        recipe = dataclasses.replace(recipe, frame_input=frame_input)
     if without:
         recipe = dataclasses.replace(recipe, name=f"{name}-without-{'-'.join(without)}")
     return recipe

@@ -48,8 +48,8 @@ class TrainConfig:
     recipe: str = "paper"  # models.recipes.RECIPES
     without: tuple[str, ...] = ()  # parts of the recipe switched off (ablations)
     learning_rate: float | None = None  # None: the recipe's
-    augment: bool | None = None  # None: the recipe's
-    frame_input: str = "rgb"  # rgb, diff or rgb+diff (models.builder.FRAME_INPUTS)
+    augment: float | None = None  # augmentation strength, 0 off to 1; None: the recipe's
+    frame_input: str | None = None  # rgb, diff or rgb+diff (models.builder.FRAME_INPUTS); None: the recipe's
     backbone_weights: str | None = None  # mobilenet_gru: None, "imagenet" or a weights file
     seed: int = 0
     deterministic: bool = False
@@ -196,7 +196,7 @@ class StepLog(keras.callbacks.Callback):
 
 
 def recipe_of(config: TrainConfig) -> recipes.Recipe:
-    return recipes.get(config.recipe, config.without, config.learning_rate, config.augment)
+    return recipes.get(config.recipe, config.without, config.learning_rate, config.augment, config.frame_input)
 
 
 def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]):
@@ -221,7 +221,7 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
     run_dir = os.path.join(config.model_dir, name)
     storage.makedirs(run_dir)
     recipe = recipe_of(config)
-    state = load_state(run_dir, name, manifest, recipe.name, config.frame_input)
+    state = load_state(run_dir, name, manifest, recipe.name, recipe.frame_input)
     if state["epochs_run"] >= config.epochs or state["stopped_early"]:
         log.info("%s: already trained (%d epochs); evaluating", name, state["epochs_run"])
         return state
@@ -236,7 +236,7 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
             t, h, w, _ = state["input_shape"]
             model = builder.build_model(
                 name, num_frames=t, height=h, width=w, num_classes=len(manifest["label_names"]),
-                feature_norm=recipe.feature_norm, frame_input=config.frame_input, backbone_weights=config.backbone_weights,
+                feature_norm=recipe.feature_norm, frame_input=recipe.frame_input, backbone_weights=config.backbone_weights,
             )
             compile_model(model, recipe, steps * config.epochs, config.jit_compile)
     chief = is_chief(strategy)

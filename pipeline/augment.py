@@ -4,42 +4,62 @@ One random draw per clip (never per frame, which would fake motion): horizontal 
 brightness, contrast and gamma jitter (night video varies most in exposure and sensor gain),
 and a small crop resized back to the frame size. Stateless random ops with a seed per clip,
 so a seeded pipeline augments the same way on every run.
+
+A strength in (0, 1] scales every range (1: the full ranges below; 0.5: half the crop, half
+the brightness shift, the square root of the contrast and gamma factors); the flip is kept.
 """
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
-MIN_CROP = 0.85  # crop side, as a fraction of the frame
+MIN_CROP = 0.85  # crop side, as a fraction of the frame, at strength 1
 BRIGHTNESS = 0.08  # added, on [0, 1] pixels
-CONTRAST = (0.75, 1.3)
+CONTRAST = (0.75, 1.3)  # factors: scaled on a log scale
 GAMMA = (0.7, 1.4)  # < 1 brightens dark frames
 
 
-def augment_clip(frames: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+def ranges(strength: float) -> dict[str, tuple[float, float]]:
+    """The draw ranges at a strength in (0, 1]."""
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"augmentation strength must be in (0, 1], got {strength}")
+    factor = lambda r: (math.exp(strength * math.log(r[0])), math.exp(strength * math.log(r[1])))  # noqa: E731
+    return {
+        "crop": (1.0 - strength * (1.0 - MIN_CROP), 1.0),
+        "brightness": (-strength * BRIGHTNESS, strength * BRIGHTNESS),
+        "contrast": factor(CONTRAST),
+        "gamma": factor(GAMMA),
+    }
+
+
+def augment_clip(frames: tf.Tensor, seed: tf.Tensor, strength: float = 1.0) -> tf.Tensor:
     """frames: uint8 [T, H, W, 3]; seed: int64 [2]. Returns uint8 [T, H, W, 3]."""
+    r = ranges(strength)
     seeds = tf.random.experimental.stateless_split(seed, num=6)
     shape = tf.shape(frames)
     h, w = shape[1], shape[2]
     x = tf.image.convert_image_dtype(frames, tf.float32)
     flip = tf.random.stateless_uniform([], seeds[0]) < 0.5
     x = tf.cond(flip, lambda: tf.reverse(x, axis=[2]), lambda: x)
-    scale = tf.random.stateless_uniform([], seeds[1], MIN_CROP, 1.0)
+    scale = tf.random.stateless_uniform([], seeds[1], *r["crop"])
     offset = tf.random.stateless_uniform([2], seeds[2], 0.0, 1.0) * (1.0 - scale)
     box = tf.stack([offset[0], offset[1], offset[0] + scale, offset[1] + scale])
     t = tf.shape(x)[0]
     x = tf.image.crop_and_resize(x, tf.tile(box[None], [t, 1]), tf.range(t), tf.stack([h, w]))
-    gamma = tf.random.stateless_uniform([], seeds[3], *GAMMA)
+    gamma = tf.random.stateless_uniform([], seeds[3], *r["gamma"])
     x = tf.pow(tf.clip_by_value(x, 0.0, 1.0), gamma)
-    contrast = tf.random.stateless_uniform([], seeds[4], *CONTRAST)
+    contrast = tf.random.stateless_uniform([], seeds[4], *r["contrast"])
     mean = tf.reduce_mean(x)
-    x = (x - mean) * contrast + mean + tf.random.stateless_uniform([], seeds[5], -BRIGHTNESS, BRIGHTNESS)
+    x = (x - mean) * contrast + mean + tf.random.stateless_uniform([], seeds[5], *r["brightness"])
     return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)
 
 
-def apply(ds: tf.data.Dataset, seed: int | None) -> tf.data.Dataset:
+def apply(ds: tf.data.Dataset, seed: int | None, strength: float = 1.0) -> tf.data.Dataset:
     """Augment a dataset of (frames, label) clip by clip, with a seed per clip."""
+    ranges(strength)  # refuses a strength out of range here, not inside tf.data
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     return tf.data.Dataset.zip(ds, seeds).map(
-        lambda clip, s: (augment_clip(clip[0], s), clip[1]), num_parallel_calls=tf.data.AUTOTUNE
+        lambda clip, s: (augment_clip(clip[0], s, strength), clip[1]), num_parallel_calls=tf.data.AUTOTUNE
     )

@@ -20,6 +20,7 @@ from pipeline import manifest as manifest_lib
 from pipeline import records
 
 AUTOTUNE = tf.data.AUTOTUNE
+RAM_BUDGET = 1 << 30  # bytes that tf.data autotuning may give its buffers
 
 
 def _checked_records(path: tf.Tensor, expected: tf.Tensor) -> tf.data.Dataset:
@@ -69,18 +70,20 @@ def make_dataset(
     *,
     training: bool,
     input_context: tf.distribute.InputContext | None = None,
-    augment: bool = False,
+    augment: float = 0.0,
     seed: int | None = None,
     shuffle_buffer: int = 512,
     cache: bool = False,
     deterministic: bool = False,
     manifest: dict[str, Any] | None = None,
     data_service: str = "",
+    ram_budget: int = RAM_BUDGET,
 ) -> tf.data.Dataset:
     """A dataset of (frames uint8 [batch, T, H, W, 3], labels int32 [batch]).
 
     batch_size is per input pipeline (with distribution: the per-replica batch size).
     Training repeats forever and drops the last partial batch; evaluation does neither.
+    augment is the augmentation's strength (pipeline.augment): 0 off, 1 (or True) the full ranges.
     cache=True keeps decoded clips in memory (small data sets only).
     data_service="grpc://host:port" moves reading, shuffling, decoding and augmentation to
     tf.data service workers (training only); every example arrives once per epoch.
@@ -101,6 +104,8 @@ def make_dataset(
     num_files = len(counts)
     options = tf.data.Options()
     options.deterministic = deterministic or not training
+    # Autotuning may otherwise grow its buffers up to half the machine's RAM as a run goes on.
+    options.autotune.ram_budget = ram_budget
     # We shard ourselves; tf.distribute's auto-sharding would shard a second time.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     if training and not cache:
@@ -121,7 +126,7 @@ def make_dataset(
         if training:
             ds = ds.shuffle(min(shuffle_buffer, sum(counts)), seed=seed, reshuffle_each_iteration=True).repeat()
     if training and augment:
-        ds = augment_lib.apply(ds, seed)
+        ds = augment_lib.apply(ds, seed, float(augment))
     ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE).with_options(options)
 
@@ -140,7 +145,7 @@ def _from_service(data_dir, manifest, split, batch_size, training, input_context
     ds = files.interleave(_checked_records, cycle_length=min(len(manifest["splits"][split]["shards"]), 8), num_parallel_calls=AUTOTUNE)
     ds = ds.shuffle(min(shuffle_buffer, n), seed=seed).map(_decoder(manifest), num_parallel_calls=AUTOTUNE)
     if augment:
-        ds = augment_lib.apply(ds, seed)
+        ds = augment_lib.apply(ds, seed, float(augment))
     ds = ds.apply(
         tf.data.experimental.service.distribute(tf.data.experimental.service.ShardingPolicy.DYNAMIC, service=service)
     )

@@ -76,6 +76,25 @@ def test_augmentation_is_the_same_for_every_frame_and_seeded():
     assert not np.array_equal(eager, other)
 
 
+def test_augmentation_strength_scales_every_range():
+    full, half = augment.ranges(1.0), augment.ranges(0.5)
+    assert full["crop"] == pytest.approx((augment.MIN_CROP, 1.0)) and full["gamma"] == pytest.approx(augment.GAMMA)
+    assert full["contrast"] == pytest.approx(augment.CONTRAST) and full["brightness"] == pytest.approx((-0.08, 0.08))
+    assert half["crop"] == pytest.approx((0.925, 1.0)) and half["brightness"] == pytest.approx((-0.04, 0.04))
+    assert half["gamma"] == pytest.approx((0.7**0.5, 1.4**0.5)) and half["contrast"] == pytest.approx((0.75**0.5, 1.3**0.5))
+    clip = tf.constant(np.random.default_rng(0).integers(0, 120, (2, 24, 32, 3)).astype(np.uint8))
+    views = [clip.numpy().astype(int), clip.numpy()[:, :, ::-1].astype(int)]  # as drawn, or flipped
+
+    def change(strength):  # how far the clip moves, beyond the flip, over 8 seeds
+        out = [augment.augment_clip(clip, tf.constant([k, 1], tf.int64), strength).numpy().astype(int) for k in range(8)]
+        return np.mean([min(np.abs(o - v).mean() for v in views) for o in out])
+
+    moved = {s: change(s) for s in (0.25, 1.0)}
+    assert 0 < moved[0.25] < moved[1.0]
+    with pytest.raises(ValueError, match="strength must be in"):
+        augment.ranges(1.5)
+
+
 def test_augmented_training_keeps_shapes_and_labels(data):
     frames, labels = next(iter(make_dataset(data, "train", 5, training=True, augment=True, seed=2)))
     assert frames.dtype == tf.uint8 and frames.shape == (5, 3, 16, 16, 3)

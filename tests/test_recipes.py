@@ -10,16 +10,19 @@ from models import recipes
 def test_paper_is_the_original_training_and_improved_switches_every_part_on():
     paper, improved = recipes.get("paper"), recipes.get("improved")
     assert (paper.learning_rate, paper.schedule, paper.clipnorm, paper.weight_decay, paper.label_smoothing,
-            paper.feature_norm, paper.augment) == (1e-4, False, None, 0.0, 0.0, False, False)
+            paper.feature_norm, paper.augment, paper.frame_input) == (1e-4, False, None, 0.0, 0.0, False, 0.0, "rgb")
     assert improved.schedule and improved.clipnorm and improved.weight_decay and improved.label_smoothing
-    assert improved.feature_norm and improved.augment
+    assert improved.feature_norm and improved.augment == 0.5 and improved.frame_input == "diff"
 
 
 def test_parts_can_be_switched_off_and_overridden():
-    r = recipes.get("improved", without=("augment", "schedule"), learning_rate=3e-4)
-    assert not r.augment and not r.schedule and r.feature_norm and r.learning_rate == 3e-4
+    r = recipes.get("improved", without=("augment", "schedule"), learning_rate=1e-3)
+    assert not r.augment and not r.schedule and r.feature_norm and r.learning_rate == 1e-3
     assert r.name == "improved-without-augment-schedule"
-    assert recipes.get("paper", augment=True).augment
+    assert recipes.get("improved", without=("motion",)).frame_input == "rgb"
+    assert recipes.get("paper", augment=1.0).augment == 1.0 and recipes.get("paper", frame_input="rgb+diff").frame_input == "rgb+diff"
+    with pytest.raises(ValueError, match="augment: strength must be in"):
+        recipes.get("paper", augment=2.0)
     with pytest.raises(ValueError, match="without: unknown part 'dropout'"):
         recipes.get("improved", without=("dropout",))
     with pytest.raises(ValueError, match="recipe: unknown 'fast'"):
@@ -29,8 +32,8 @@ def test_parts_can_be_switched_off_and_overridden():
 def test_schedule_warms_up_to_the_peak_then_decays_to_zero():
     schedule = recipes.learning_rate(recipes.get("improved"), total_steps=200)  # warm-up: 5% = 10 steps
     rate = lambda step: float(schedule(step))  # noqa: E731
-    assert rate(0) == 0.0 and rate(5) == pytest.approx(5e-4) and rate(10) == pytest.approx(1e-3)
-    assert rate(105) == pytest.approx(5e-4, rel=1e-3) and rate(200) == pytest.approx(0.0, abs=1e-9)
+    assert rate(0) == 0.0 and rate(5) == pytest.approx(1.5e-4) and rate(10) == pytest.approx(3e-4)
+    assert rate(105) == pytest.approx(1.5e-4, rel=1e-3) and rate(200) == pytest.approx(0.0, abs=1e-9)
     assert recipes.learning_rate(recipes.get("paper"), 200) == 1e-4
 
 

@@ -35,7 +35,8 @@ def test_summary_only_prints_the_original_parameter_counts():
         "cnn_simple_rnn", "3089004", "cnn_lstm", "11835660", "cnn_gru", "8920780", "mobilenet_gru", "1245164",
     ]
     # The improved recipe changes no cell, depth or unit: it only adds the feature LayerNormalization
-    # (a scale and an offset per feature: 2 x 22,528 for the CNN front end).
+    # (a scale and an offset per feature: 2 x 22,528 for the CNN front end); its frame differences
+    # keep the 3 input channels.
     improved = train("--model=cnn_gru", "--summary_only", "--recipe=improved")
     assert improved.stdout.split() == ["cnn_gru", str(8920780 + 2 * 22528)]
 
@@ -159,7 +160,7 @@ def test_early_stopping_stops_when_validation_accuracy_stalls(tiny, tmp_path):
 
 def test_xla_and_augmentation_train(tiny, tmp_path):
     result = train(f"--data_dir={tiny}", "--model=cnn_lstm", f"--model_dir={tmp_path}", "--epochs=1", "--batch_size=4",
-                   "--jit_compile", "--augment", "--mixed_precision=none")
+                   "--jit_compile", "--augment=1", "--mixed_precision=none")
     assert result.returncode == 0, result.stderr[-2000:]
     m = json.load(open(tmp_path / "cnn_lstm" / "metrics.json"))
     assert m["config"]["jit_compile"] and m["config"]["augment"] and m["epochs_run"] == 1
@@ -175,6 +176,7 @@ def test_two_recipes_train_side_by_side_and_compare(tiny, tmp_path):
     paper = json.load(open(tmp_path / "paper" / "cnn_gru" / "metrics.json"))
     improved = json.load(open(tmp_path / "improved" / "cnn_gru" / "metrics.json"))
     assert improved["trainable_params"] - paper["trainable_params"] == 2 * 256  # LayerNormalization of 256 features
+    assert (paper["frame_input"], improved["frame_input"]) == ("rgb", "diff")  # the improved recipe's motion cue
     table = (tmp_path / "comparison.md").read_text()
     assert "| model | paper | improved | improved − paper |" in table
     assert "| CNN_GRU | paper |" in table and "| CNN_GRU | improved |" in table
