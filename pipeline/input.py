@@ -20,7 +20,6 @@ from pipeline import manifest as manifest_lib
 from pipeline import records
 
 AUTOTUNE = tf.data.AUTOTUNE
-RAM_BUDGET = 1 << 30  # bytes that tf.data autotuning may give its buffers
 
 
 def _checked_records(path: tf.Tensor, expected: tf.Tensor) -> tf.data.Dataset:
@@ -77,7 +76,6 @@ def make_dataset(
     deterministic: bool = False,
     manifest: dict[str, Any] | None = None,
     data_service: str = "",
-    ram_budget: int = RAM_BUDGET,
 ) -> tf.data.Dataset:
     """A dataset of (frames uint8 [batch, T, H, W, 3], labels int32 [batch]).
 
@@ -104,8 +102,6 @@ def make_dataset(
     num_files = len(counts)
     options = tf.data.Options()
     options.deterministic = deterministic or not training
-    # Autotuning may otherwise grow its buffers up to half the machine's RAM as a run goes on.
-    options.autotune.ram_budget = ram_budget
     # We shard ourselves; tf.distribute's auto-sharding would shard a second time.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     if training and not cache:
