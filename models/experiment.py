@@ -31,11 +31,12 @@ def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dist
     model = keras.models.load_model(os.path.join(run_dir, trainer.BEST))
     labels, probs = evaluation.predict_split(model, config.data_dir, manifest, "test", config.batch_size)
     history = state["history"]
+    recipe = trainer.recipe_of(config)
     result = {
         "model": name,
         "display_name": builder.DISPLAY_NAMES[name],
-        "recipe": trainer.recipe_of(config).name,
-        "frame_input": trainer.recipe_of(config).frame_input,
+        "recipe": recipe.name,
+        "frame_input": recipe.frame_input,
         **evaluation.classification_metrics(labels, probs, manifest["label_names"]),
         "best_val_accuracy": state["best_val_accuracy"],
         "best_epoch": state["best_epoch"],
