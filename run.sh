@@ -31,7 +31,7 @@ demo() {
     --height=60 --width=80 --group_regex='^(actor\d+)_'
   step "$py" -m pipeline.verify "$out/shards"
   step "$py" train.py --data_dir="$out/shards" --model=all --model_dir="$out/models" \
-    --epochs=20 --batch_size=16 --learning_rate=1e-3
+    --epochs=20 --batch_size=16 --recipe=paper --learning_rate=1e-3
   echo; echo "+ $py export.py --model_dir=$out/models --model=best --export_dir=$out/exported"
   saved=$("$py" export.py --model_dir="$out/models" --model=best --export_dir="$out/exported" | tail -n 1)
   mapfile -t held_out < <("$py" -c 'import json, sys

@@ -19,11 +19,12 @@ flags.DEFINE_string("model", "cnn_gru", "One of simple_rnn, lstm, gru, cnn_simpl
 flags.DEFINE_string("model_dir", "runs/train", "Checkpoints, logs, metrics and reports go to MODEL_DIR/<model>/.")
 flags.DEFINE_integer("epochs", 50, "Epochs (the original's recipe: 50).")
 flags.DEFINE_integer("batch_size", 64, "Global batch size, split over replicas.")
-flags.DEFINE_list("recipe", ["paper"], "Training recipe(s): paper (the original's) or improved; several, comma-separated, "
-                  "train each model under each into MODEL_DIR/<recipe>/ and compare them.")
+flags.DEFINE_list("recipe", ["improved"], "Training recipe(s): improved (motion input, feature normalization, schedule, "
+                  "regularization, augmentation) or paper (the original's); several, comma-separated, train each model under "
+                  "each into MODEL_DIR/<recipe>/ and compare them.")
 flags.DEFINE_list("without", [], "Parts of the recipe to switch off (ablations): feature_norm, schedule, clipping, "
                   "weight_decay, label_smoothing, augment, motion.")
-flags.DEFINE_float("learning_rate", None, "Learning rate (the peak, with a schedule); default: the recipe's (paper 1e-4, improved 1e-3).")
+flags.DEFINE_float("learning_rate", None, "Learning rate (the peak, with a schedule); default: the recipe's (improved 3e-4, paper 1e-4).")
 flags.DEFINE_enum("frame_input", None, ["rgb", "diff", "rgb+diff"], "What the model sees of each frame: pixels, the "
                   "difference to the previous frame (a motion cue), or both; computed inside the model; default: the recipe's.")
 flags.DEFINE_string("backbone_weights", None, "mobilenet_gru: 'imagenet' (downloaded by Keras) or a local weights file of "

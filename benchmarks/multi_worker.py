@@ -28,7 +28,7 @@ SIZES = {"full": dict(clips=256, height=240, width=320, batch=16, epochs=4), "sm
 def train_clips_per_second(data_dir: str, model_dir: str, workers: int, s: dict) -> float:
     """Global training clips/s (median over epochs after the first) of a cluster of `workers`."""
     args = [sys.executable, "train.py", f"--data_dir={data_dir}", "--model=cnn_gru", f"--model_dir={model_dir}",
-            f"--epochs={s['epochs']}", f"--batch_size={s['batch']}", "--strategy=multi_worker", "--learning_rate=1e-3"]
+            f"--epochs={s['epochs']}", f"--batch_size={s['batch']}", "--strategy=multi_worker", "--recipe=paper", "--learning_rate=1e-3"]
     procs = []
     for tf_config in local_cluster_configs(workers):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, TF_CONFIG=tf_config)

@@ -45,7 +45,7 @@ class TrainConfig:
     model_dir: str
     epochs: int = 50
     batch_size: int = 64  # global, over all replicas
-    recipe: str = "paper"  # models.recipes.RECIPES
+    recipe: str = "improved"  # models.recipes.RECIPES
     without: tuple[str, ...] = ()  # parts of the recipe switched off (ablations)
     learning_rate: float | None = None  # None: the recipe's
     augment: float | None = None  # augmentation strength, 0 off to 1; None: the recipe's
