@@ -36,14 +36,17 @@ def test_throughput_ratios(script):
 def test_memory():
     out = run("memory.py")
     assert out["clips"] == [16, 128] and all(b > 50e6 for b in out["peak_rss_bytes"])
-    assert 0.5 < out["ratio"] < 2
+    assert 0.5 < out["ratio"] < 2 and 0.5 < out["held_ratio"] < 2
+    # What a step leaves held is at most the process's peak.
+    assert all(0 < h <= p for h, p in zip(out["held_rss_bytes"], out["peak_rss_bytes"]))
 
 
 def test_storage():
     out = run("storage.py")
     for q in ("50", "90"):
         assert 0 < out["per_quality"][q]["bytes_per_clip"] < out["raw_bytes_per_clip"]
-        assert 0 <= out["per_quality"][q]["test_accuracy"] <= 1
+        figures = out["per_quality"][q]
+        assert 0 <= figures["test_accuracy"] <= figures["test_top3_accuracy"] <= 1 and figures["num_test_examples"] > 0
     assert out["per_quality"]["50"]["bytes_per_clip"] < out["per_quality"]["90"]["bytes_per_clip"]
 
 
