@@ -91,7 +91,7 @@ def compile_model(model: keras.Model, recipe: recipes.Recipe, total_steps: int, 
     )
 
 
-def new_state(name: str, manifest: dict[str, Any], recipe: str = "paper", frame_input: str = "rgb") -> dict[str, Any]:
+def new_state(name: str, manifest: dict[str, Any], recipe: str, frame_input: str) -> dict[str, Any]:
     return {
         "model": name,
         "input_shape": [manifest["num_frames"], manifest["height"], manifest["width"], 3],
@@ -109,7 +109,7 @@ def new_state(name: str, manifest: dict[str, Any], recipe: str = "paper", frame_
     }
 
 
-def load_state(run_dir: str, name: str, manifest: dict[str, Any], recipe: str = "paper", frame_input: str = "rgb") -> dict[str, Any]:
+def load_state(run_dir: str, name: str, manifest: dict[str, Any], recipe: str, frame_input: str) -> dict[str, Any]:
     """The saved state of a run, or a new one; refuses a run made on data of another shape, or
     with another recipe or frame input."""
     path = os.path.join(run_dir, STATE)
