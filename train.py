@@ -64,7 +64,7 @@ def _print_summary(names: list[str], manifest: dict | None) -> None:
 
     recipe = recipes.get(FLAGS.recipe[0], FLAGS.without, frame_input=FLAGS.frame_input)
     for name in names:
-        model = build_model(name, **shape, feature_norm=recipe.feature_norm, frame_input=recipe.frame_input)
+        model = build_model(name, **shape, feature_norm=recipes.normalizes_features(recipe, name), frame_input=recipe.frame_input)
         print(f"{name}\t{trainable_params(model)}")
 
 

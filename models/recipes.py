@@ -4,11 +4,17 @@ paper     the original project's training as the training issue defines it: Adam
           1e-4, sparse categorical cross-entropy, no augmentation, raw per-frame pixels.
 improved  for scarce, dark, real video: the difference of each frame to the one before as the
           model's input (a motion cue computed inside the model: same input channels, so the
-          same parameter count), LayerNormalization of the per-frame features before the
-          recurrent stack, AdamW (decoupled weight decay) at a peak 3e-4 reached by a linear
+          same parameter count), LayerNormalization of the per-frame features before a gated
+          recurrent stack (LSTM, GRU; below), AdamW (decoupled weight decay) at a peak 3e-4 reached by a linear
           warm-up and followed by cosine decay, gradient clipping by global norm, label
           smoothing, and night augmentation at half strength (flip, brightness, contrast and
           gamma, small crop).
+
+Why the feature normalization skips SimpleRNN: it gives every feature unit scale, and a tanh
+cell with no gate then starts partly saturated (on the hard built-in data's flat frame differences
+18% of the first SimpleRNN layer's outputs exceed 0.9 at initialization, none without it or in a
+GRU's), and it stopped both SimpleRNN models from learning, where the gated cells gain from it
+(BUILD_NOTES.md, "ablations").
 
 `without` switches single parts of a recipe off, for ablations: the names are COMPONENTS.
 """
@@ -20,6 +26,8 @@ from typing import Sequence
 
 import keras
 
+from models import builder
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
@@ -30,7 +38,7 @@ class Recipe:
     clipnorm: float | None = None
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
-    feature_norm: bool = False
+    feature_norm: tuple[str, ...] = ()  # the cells whose per-frame features are LayerNormalized
     augment: float = 0.0  # strength of the night augmentation (pipeline.augment): 0 off, 1 full
     frame_input: str = "rgb"  # what the model sees of each frame (models.builder.FRAME_INPUTS)
 
@@ -39,11 +47,11 @@ RECIPES = {
     "paper": Recipe("paper", learning_rate=1e-4),
     "improved": Recipe(
         "improved", learning_rate=3e-4, schedule=True, clipnorm=1.0, weight_decay=0.05, label_smoothing=0.1,
-        feature_norm=True, augment=0.5, frame_input="diff",
+        feature_norm=("lstm", "gru"), augment=0.5, frame_input="diff",
     ),
 }
 _OFF = {
-    "feature_norm": dict(feature_norm=False),
+    "feature_norm": dict(feature_norm=()),
     "schedule": dict(schedule=False),
     "clipping": dict(clipnorm=None),
     "weight_decay": dict(weight_decay=0.0),
@@ -76,6 +84,11 @@ def get(name: str, without: Sequence[str] = (), learning_rate: float | None = No
     if without:
         recipe = dataclasses.replace(recipe, name=f"{name}-without-{'-'.join(without)}")
     return recipe
+
+
+def normalizes_features(recipe: Recipe, model_name: str) -> bool:
+    """Whether the model gets LayerNormalization of its per-frame features under the recipe."""
+    return builder.parse_name(model_name)[1] in recipe.feature_norm
 
 
 def learning_rate(recipe: Recipe, total_steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:

@@ -236,7 +236,7 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
             t, h, w, _ = state["input_shape"]
             model = builder.build_model(
                 name, num_frames=t, height=h, width=w, num_classes=len(manifest["label_names"]),
-                feature_norm=recipe.feature_norm, frame_input=recipe.frame_input, backbone_weights=config.backbone_weights,
+                feature_norm=recipes.normalizes_features(recipe, name), frame_input=recipe.frame_input, backbone_weights=config.backbone_weights,
             )
             compile_model(model, recipe, steps * config.epochs, config.jit_compile)
     chief = is_chief(strategy)

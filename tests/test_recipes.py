@@ -5,14 +5,23 @@ import numpy as np
 import pytest
 
 from models import recipes
+from models.builder import MODEL_NAMES
 
 
 def test_paper_is_the_original_training_and_improved_switches_every_part_on():
     paper, improved = recipes.get("paper"), recipes.get("improved")
     assert (paper.learning_rate, paper.schedule, paper.clipnorm, paper.weight_decay, paper.label_smoothing,
-            paper.feature_norm, paper.augment, paper.frame_input) == (1e-4, False, None, 0.0, 0.0, False, 0.0, "rgb")
+            paper.feature_norm, paper.augment, paper.frame_input) == (1e-4, False, None, 0.0, 0.0, (), 0.0, "rgb")
     assert improved.schedule and improved.clipnorm and improved.weight_decay and improved.label_smoothing
     assert improved.feature_norm and improved.augment == 0.5 and improved.frame_input == "diff"
+
+
+def test_improved_normalizes_the_features_of_gated_cells_only():
+    improved = recipes.get("improved")
+    normalized = {name for name in MODEL_NAMES if recipes.normalizes_features(improved, name)}
+    assert normalized == {"lstm", "gru", "cnn_lstm", "cnn_gru", "mobilenet_gru"}
+    for recipe in (recipes.get("paper"), recipes.get("improved", without=("feature_norm",))):
+        assert not any(recipes.normalizes_features(recipe, name) for name in MODEL_NAMES)
 
 
 def test_parts_can_be_switched_off_and_overridden():

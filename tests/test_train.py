@@ -152,6 +152,12 @@ def test_flagfile_is_read():
     assert result.returncode == 0 and result.stdout.split() == ["cnn_gru", "8965836"]
 
 
+def test_default_recipe_builds_simple_rnn_without_feature_normalization():
+    # The original's count (README): the improved recipe leaves ungated cells unnormalized.
+    result = train("--model=simple_rnn", "--summary_only")
+    assert result.returncode == 0 and result.stdout.split() == ["simple_rnn", "29523564"]
+
+
 def test_early_stopping_stops_when_validation_accuracy_stalls(tiny, tmp_path):
     # A learning rate of 0 keeps the weights, so validation accuracy can never improve after epoch 1.
     result = train(f"--data_dir={tiny}", "--model=gru", f"--model_dir={tmp_path}", "--epochs=10", "--batch_size=4",
