@@ -5,16 +5,16 @@ paper     the original project's training as the training issue defines it: Adam
 improved  for scarce, dark, real video: the difference of each frame to the one before as the
           model's input (a motion cue computed inside the model: same input channels, so the
           same parameter count), LayerNormalization of the per-frame features before a gated
-          recurrent stack (LSTM, GRU; below), AdamW (decoupled weight decay) at a peak 3e-4 reached by a linear
-          warm-up and followed by cosine decay, gradient clipping by global norm, label
-          smoothing, and night augmentation at half strength (flip, brightness, contrast and
-          gamma, small crop).
+          recurrent stack (LSTM, GRU; below), AdamW (decoupled weight decay) at a peak 3e-4
+          reached by a linear warm-up and followed by cosine decay, gradient clipping by global
+          norm, label smoothing, and night augmentation at half strength (flip, brightness,
+          contrast and gamma, small crop).
 
 Why the feature normalization skips SimpleRNN: it gives every feature unit scale, and a tanh
 cell with no gate then starts partly saturated (on the hard built-in data's flat frame differences
 18% of the first SimpleRNN layer's outputs exceed 0.9 at initialization, none without it or in a
 GRU's), and it stopped both SimpleRNN models from learning, where the gated cells gain from it
-(BUILD_NOTES.md, "ablations").
+(BUILD_NOTES.md, Measured, "fourth round").
 
 `without` switches single parts of a recipe off, for ablations: the names are COMPONENTS.
 """
