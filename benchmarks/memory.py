@@ -61,7 +61,12 @@ def child(data_dir: str, batch: int) -> None:
 
     model.fit(make_dataset(data_dir, "train", batch, training=True, seed=0), steps_per_epoch=steps, epochs=1, verbose=0,
               callbacks=[Held()])
-    print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "held_rss_bytes": held[0]}))
+    # ru_maxrss and /proc/self/statm both read the kernel's RSS counters, which are approximate (their
+    # per-CPU or per-thread parts are folded in lazily), so the high-water mark can read below a statm
+    # reading taken earlier (seen once in a test run: held > ru_maxrss). The peak is at least every
+    # resident size read.
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, held[0])
+    print(json.dumps({"peak_rss_bytes": peak, "held_rss_bytes": held[0]}))
 
 
 def measure(num_clips: int, s: dict) -> dict[str, int]:
