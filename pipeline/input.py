@@ -114,7 +114,9 @@ def make_dataset(
     if pipelines > 1 and not by_files:
         ds = ds.shard(pipelines, pipeline_id)
     if training and not cache:
-        # Shuffle clips (as JPEG bytes, not pixels) before repeating, so each epoch is one pass.
+        # Shuffle clips (as JPEG bytes, not pixels) before repeating, so each epoch is one pass:
+        # exactly when deterministic; otherwise parallel decode may finish a clip of the next
+        # epoch before the last few of this one, which then open the next epoch.
         ds = ds.shuffle(min(shuffle_buffer, sum(counts)), seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.map(_decoder(manifest), num_parallel_calls=AUTOTUNE)
     if cache:

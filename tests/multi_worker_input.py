@@ -14,8 +14,9 @@ from tests.conftest import pixel
 def main(data_dir: str, batch_size: int) -> None:
     strategy = strategy_lib.make_strategy("multi_worker")
     manifest = manifest_lib.load(data_dir)
-    # paper: no augmentation, so a clip's first pixel still names it.
-    config = trainer.TrainConfig(data_dir=data_dir, model_dir="unused", batch_size=batch_size, recipe="paper")
+    # paper: no augmentation, so a clip's first pixel still names it. deterministic: otherwise
+    # parallel decode may finish a clip of the next epoch before the last of this one.
+    config = trainer.TrainConfig(data_dir=data_dir, model_dir="unused", batch_size=batch_size, recipe="paper", deterministic=True)
     train_ds, _ = trainer.input_datasets(config, strategy, manifest)
     n = manifest["splits"]["train"]["num_examples"]
     first_pixels = {pixel(i, 0): i for i in range(n)}
