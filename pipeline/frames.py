@@ -12,8 +12,9 @@ the resizing and JPEG encoding.
 from __future__ import annotations
 
 import dataclasses
+import fractions
 import os
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import av
 import cv2
@@ -117,23 +118,41 @@ def _decoded_frames(path: str) -> Iterator[av.VideoFrame]:
             return
 
 
-def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """RGB uint8 [h, w, 3], turned the way the file says it should be displayed."""
+def _sample_aspect(path: str) -> fractions.Fraction:
+    """Displayed width over height of one stored pixel: 1 unless the file says otherwise."""
+    with _open(path) as container:
+        sar = container.streams.video[0].sample_aspect_ratio
+    return fractions.Fraction(sar) if sar and sar > 0 else fractions.Fraction(1)
+
+
+def _to_rgb(frame: av.VideoFrame, sample_aspect: fractions.Fraction = fractions.Fraction(1)) -> np.ndarray:
+    """RGB uint8 [h, w, 3] shaped and turned the way the file says it should be displayed:
+    non-square pixels stretched to square ones (the narrow side grows), then the rotation."""
     rgb = frame.to_ndarray(format="rgb24")
+    if sample_aspect != 1:
+        h, w = rgb.shape[:2]
+        size = (round(w * sample_aspect), h) if sample_aspect > 1 else (w, round(h / sample_aspect))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
     quarter_turns = round(frame.rotation / 90) % 4  # degrees counter-clockwise
     if quarter_turns:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
     return rgb
 
 
-def _collect(path: str, plan: Sequence[int], height: int, width: int) -> tuple[dict[int, np.ndarray], int]:
-    """One sequential decode: letterbox the planned frames, count every frame."""
+def _converter(path: str, height: int, width: int) -> Callable[[av.VideoFrame], np.ndarray]:
+    """Decoded frame of `path` to model pixels: displayed shape, letterboxed to height x width."""
+    sample_aspect = _sample_aspect(path)
+    return lambda frame: letterbox(_to_rgb(frame, sample_aspect), height, width)
+
+
+def _collect(path: str, plan: Sequence[int], convert: Callable[[av.VideoFrame], np.ndarray]) -> tuple[dict[int, np.ndarray], int]:
+    """One sequential decode: convert the planned frames, count every frame."""
     wanted = set(plan)
     kept: dict[int, np.ndarray] = {}
     count = 0
     for index, frame in enumerate(_decoded_frames(path)):
         if index in wanted:
-            kept[index] = letterbox(_to_rgb(frame), height, width)
+            kept[index] = convert(frame)
         count = index + 1
     return kept, count
 
@@ -154,8 +173,7 @@ def read_clip(path: str, num_frames: int, height: int, width: int) -> Clip:
                 return read_clip(local, num_frames, height, width)
             except VideoError as e:
                 raise VideoError(str(e).replace(local, path)) from None
-    convert = lambda frame: letterbox(_to_rgb(frame), height, width)  # noqa: E731
-    fast = sampler.read_planned(path, _open, lambda n: sample_indices(n, num_frames), convert)
+    fast = sampler.read_planned(path, _open, lambda n: sample_indices(n, num_frames), _converter(path, height, width))
     if fast is not None:
         kept, plan, decoded = fast
         return Clip(frames=np.stack([kept[i] for i in plan]), indices=tuple(plan), frames_decoded=decoded)
@@ -165,13 +183,14 @@ def read_clip(path: str, num_frames: int, height: int, width: int) -> Clip:
 def read_clip_sequential(path: str, num_frames: int, height: int, width: int) -> Clip:
     """read_clip by decoding every frame in order: the reference method, and the fallback."""
     guess = _count_packets(path)
+    convert = _converter(path, height, width)
     plan = sample_indices(max(guess, 1), num_frames)
-    kept, decoded = _collect(path, plan, height, width)
+    kept, decoded = _collect(path, plan, convert)
     if decoded == 0:
         raise VideoError(f"{path}: no decodable video frame")
     if decoded != guess:
         plan = sample_indices(decoded, num_frames)
-        kept, decoded_again = _collect(path, plan, height, width)
+        kept, decoded_again = _collect(path, plan, convert)
         if decoded_again != decoded or not set(plan) <= kept.keys():
             raise VideoError(f"{path}: decoder gave {decoded} then {decoded_again} frames; unstable file")
     frames = np.stack([kept[i] for i in plan])

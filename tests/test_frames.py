@@ -1,5 +1,6 @@
 """Video to clip: sampling, letterboxing, and every kind of odd or broken input."""
 
+import fractions
 import os
 
 import av
@@ -113,6 +114,19 @@ def test_rotation_metadata_is_honoured(tmp_path):
     clip = read_clip(path, 2, 64, 32)  # displayed portrait: 64 high, 32 wide
     # turned 90 degrees counter-clockwise, the left band becomes the bottom rows
     assert clip.frames[0][-12:].mean() > 240 and clip.frames[0][:40].mean() < 15
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_non_square_pixels_are_shown_square_before_the_rotation(tmp_path, rotation):
+    img = np.zeros((48, 32, 3), np.uint8)
+    img[:, :16] = 255  # the left half of a stored 32 x 48 frame whose pixels are twice as wide as high
+    path = videos.write_h264(str(tmp_path / "sar.mp4"), [img] * 4, rotation=rotation, sample_aspect=fractions.Fraction(2))
+    if rotation == 0:  # displayed 64 x 48, filling a 48 x 64 clip: the bright half is cols 0-31
+        frame = read_clip(path, 2, 48, 64).frames[0]
+        assert frame[:, :28].mean() > 240 and frame[:, 36:].mean() < 15
+    else:  # then turned 90 degrees counter-clockwise: 48 wide, 64 high, the bright half at the bottom
+        frame = read_clip(path, 2, 64, 48).frames[0]
+        assert frame[36:].mean() > 240 and frame[:28].mean() < 15
 
 
 def test_grayscale_video_gives_rgb(tmp_path):

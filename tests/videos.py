@@ -50,10 +50,12 @@ def write_h264(
     gop: int = 12,
     bframes: int = 2,
     rotation: int = 0,
+    sample_aspect: fractions.Fraction | None = None,
     faststart: bool = False,
     pts_ms: list[int] | None = None,
 ) -> str:
-    """H.264 (libx264, B-frames) in mp4/mkv with PyAV. pts_ms gives a variable frame rate."""
+    """H.264 (libx264, B-frames) in mp4/mkv with PyAV. pts_ms gives a variable frame rate;
+    sample_aspect makes the pixels non-square (displayed width over height of one pixel)."""
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(path, "w", options=options) as container:
         stream = container.add_stream("libx264", rate=fps)
@@ -66,6 +68,8 @@ def write_h264(
             stream.codec_context.time_base = fractions.Fraction(1, 1000)
         if rotation:
             stream.set_display_rotation(rotation)
+        if sample_aspect is not None:
+            stream.codec_context.sample_aspect_ratio = sample_aspect
         for i, img in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             if pts_ms is not None:
