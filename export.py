@@ -3,8 +3,10 @@
     python export.py --model_dir=runs/x --model=cnn_gru --export_dir=exported [--version=N]
     python export.py --model_dir=runs/x --model=best --export_dir=exported   # best test accuracy
 
-Writes EXPORT_DIR/<model>/<version>/ (default: the next free version), under a temporary name
-first, so TF Serving never sees a half-written version.
+Writes EXPORT_DIR/<model>/<version>/ (default: the next free version) so that TF Serving never
+sees a half-written version: locally under a temporary name, then renamed; to a bucket (gs://,
+which has no atomic rename) written locally, then uploaded with saved_model.pb last: without it
+a directory is no SavedModel, so nothing loads a partial one. --model_dir may be a bucket too.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 
 from absl import app, flags, logging
+
+from pipeline import storage
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "The --model_dir given to train.py.")
@@ -30,12 +35,47 @@ def best_model(model_dir: str) -> str:
     scores = {}
     for name in MODEL_NAMES:
         path = os.path.join(model_dir, name, "metrics.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                scores[name] = json.load(f)["test_accuracy"]
+        if storage.exists(path):
+            scores[name] = json.loads(storage.read_text(path))["test_accuracy"]
     if not scores:
         raise FileNotFoundError(f"{model_dir}: no <model>/metrics.json; train a model first")
     return max(scores, key=scores.get)
+
+
+def export_model(model_dir: str, model: str, export_dir: str, version: int = 0) -> str:
+    """Export `model` ('best': the highest test accuracy) from model_dir to
+    export_dir/<model>/<version>; returns that path. Either dir may be local or gs://.
+
+    FileNotFoundError when there is nothing to export, FileExistsError for a taken version.
+    """
+    import keras
+
+    from models import serving, trainer
+
+    name = best_model(model_dir) if model == "best" else model
+    run_dir = os.path.join(model_dir, name)
+    checkpoint = os.path.join(run_dir, trainer.BEST)
+    if not storage.exists(checkpoint):
+        raise FileNotFoundError(f"{checkpoint}: no best checkpoint; train {name} first")
+    state = json.loads(storage.read_text(os.path.join(run_dir, trainer.STATE)))
+    base = os.path.join(export_dir, name)
+    version = version or serving.next_version(base)
+    final = os.path.join(base, str(version))
+    if storage.exists(final):
+        raise FileExistsError(f"{final} exists; choose another --version")
+    model_obj = keras.models.load_model(checkpoint)
+    write = lambda path: serving.export(model_obj, path, state["label_names"], state.get("jpeg_quality", 90))  # noqa: E731
+    if storage.is_remote(final):
+        with tempfile.TemporaryDirectory(prefix="export-") as local:
+            write(os.path.join(local, "m"))
+            storage.upload_tree(os.path.join(local, "m"), final, last="saved_model.pb")
+    else:
+        tmp = os.path.join(base, f".tmp-{version}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        write(tmp)
+        os.replace(tmp, final)
+    logging.info("exported %s (best epoch %s) to %s", name, state.get("best_epoch"), storage.abspath(final))
+    return storage.abspath(final)
 
 
 def main(argv: list[str]) -> None:
@@ -43,32 +83,10 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.model_dir or not FLAGS.export_dir:
         raise app.UsageError("--model_dir and --export_dir are required")
-    import keras
-
-    from models import serving, trainer
-
     try:
-        name = best_model(FLAGS.model_dir) if FLAGS.model == "best" else FLAGS.model
-        run_dir = os.path.join(FLAGS.model_dir, name)
-        checkpoint = os.path.join(run_dir, trainer.BEST)
-        if not os.path.exists(checkpoint):
-            raise FileNotFoundError(f"{checkpoint}: no best checkpoint; train {name} first")
-        with open(os.path.join(run_dir, trainer.STATE)) as f:
-            state = json.load(f)
-    except FileNotFoundError as e:
+        print(export_model(FLAGS.model_dir, FLAGS.model, FLAGS.export_dir, FLAGS.version))
+    except (FileNotFoundError, FileExistsError) as e:
         sys.exit(f"export: error: {e}")
-    base = os.path.join(FLAGS.export_dir, name)
-    version = FLAGS.version or serving.next_version(base)
-    final = os.path.join(base, str(version))
-    if os.path.exists(final):
-        sys.exit(f"export: error: {final} exists; choose another --version")
-    tmp = os.path.join(base, f".tmp-{version}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model = keras.models.load_model(checkpoint)
-    serving.export(model, tmp, state["label_names"], state.get("jpeg_quality", 90))
-    os.replace(tmp, final)
-    logging.info("exported %s (best epoch %s) to %s", name, state.get("best_epoch"), os.path.abspath(final))
-    print(os.path.abspath(final))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import keras
 import tensorflow as tf
 
-from pipeline import records
+from pipeline import records, storage
 
 PREPROCESSING = os.path.join("assets.extra", "preprocessing.json")
 
@@ -82,15 +82,14 @@ def export(model: keras.Model, path: str, label_names: Sequence[str], jpeg_quali
 
 def load_preprocessing(saved_model_dir: str) -> dict[str, Any]:
     path = os.path.join(saved_model_dir, PREPROCESSING)
-    if not os.path.exists(path):
+    if not storage.exists(path):
         raise FileNotFoundError(f"{path}: missing; was {saved_model_dir} written by export.py?")
-    with open(path) as f:
-        return json.load(f)
+    return json.loads(storage.read_text(path))
 
 
 def next_version(base: str) -> int:
     """The next free integer version under `base` (TF Serving's layout), starting at 1."""
-    if not os.path.isdir(base):
+    if not storage.isdir(base):
         return 1
-    versions = [int(n) for n in os.listdir(base) if n.isdigit()]
+    versions = [int(n) for n in storage.listdir(base) if n.isdigit()]
     return max(versions, default=0) + 1

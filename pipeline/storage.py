@@ -111,6 +111,20 @@ def write_atomic(path: str, data: bytes | str) -> None:
     rename(tmp, path)
 
 
+def upload_tree(local_dir: str, remote_dir: str, last: str) -> None:
+    """Copy the local directory tree to `remote_dir`, the top-level file `last` after all else
+    (a bucket has no atomic rename: readers that wait for `last` never see a partial tree)."""
+    gfile = _gfile()
+    for root, _, files in os.walk(local_dir):
+        rel = os.path.relpath(root, local_dir)
+        target = remote_dir if rel == "." else posixpath.join(remote_dir, rel.replace(os.sep, "/"))
+        gfile.makedirs(target)
+        for name in sorted(files):
+            if not (rel == "." and name == last):
+                gfile.copy(os.path.join(root, name), posixpath.join(target, name), overwrite=True)
+    gfile.copy(os.path.join(local_dir, last), posixpath.join(remote_dir, last), overwrite=True)
+
+
 @contextlib.contextmanager
 def local_copy(path: str) -> Iterator[str]:
     """A local file with the contents of `path`: `path` itself when local, else a temporary copy

@@ -71,8 +71,11 @@ def test_prepare_writes_the_same_shards_to_a_remote_output_dir(video_tree, tmp_p
     assert sum(int(labels.shape[0]) for _, labels in ds) == local["splits"]["validation"]["num_examples"]
 
 
-def test_training_writes_checkpoints_and_reports_to_a_remote_model_dir(tmp_path):
-    from models import experiment
+def test_training_writes_checkpoints_and_reports_to_a_remote_model_dir_and_export_reads_it(tmp_path):
+    import keras
+
+    import export
+    from models import experiment, serving
 
     data = "ram://train-data"
     local = str(tmp_path / "data")
@@ -86,3 +89,29 @@ def test_training_writes_checkpoints_and_reports_to_a_remote_model_dir(tmp_path)
     assert files == ["best.keras", "confusion.png", "curves.png", "history.json", "latest-0002.keras", "logs", "metrics.json", "state.json"]
     assert json.loads(storage.read_text("ram://runs/cnn_gru/state.json"))["epochs_run"] == 2
     assert storage.read_bytes("ram://runs/cnn_gru/curves.png")[:4] == b"\x89PNG"
+
+    saved = export.export_model("ram://runs", "best", "ram://exported")
+    assert saved == "ram://exported/cnn_gru/1" and serving.next_version("ram://exported/cnn_gru") == 2
+    assert {"saved_model.pb", "variables", "assets.extra"} <= set(storage.listdir(saved))
+    assert serving.load_preprocessing(saved)["label_names"] == ["class0", "class1", "class2"]
+    frames = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
+    served = tf.saved_model.load(saved).signatures["serving_default"](frames=tf.constant(frames))["probabilities"]
+    expected = keras.models.load_model("ram://runs/cnn_gru/best.keras").predict(frames, verbose=0)
+    np.testing.assert_allclose(served.numpy(), expected, atol=1e-5)
+    with pytest.raises(FileExistsError, match="ram://exported/cnn_gru/1 exists"):
+        export.export_model("ram://runs", "cnn_gru", "ram://exported", version=1)
+    with pytest.raises(FileNotFoundError, match="ram://runs/gru/best.keras: no best checkpoint"):
+        export.export_model("ram://runs", "gru", "ram://exported")
+
+
+def test_upload_tree_copies_everything_and_the_named_file_last(tmp_path, monkeypatch):
+    for rel in ("saved_model.pb", "a.txt", "variables/v.index", "variables/v.data", "assets.extra/p.json"):
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    copied = []
+    copy = tf.io.gfile.copy
+    monkeypatch.setattr(tf.io.gfile, "copy", lambda src, dst, overwrite: (copied.append(dst), copy(src, dst, overwrite)))
+    storage.upload_tree(str(tmp_path), "ram://up/1", last="saved_model.pb")
+    assert len(copied) == 5 and copied[-1] == "ram://up/1/saved_model.pb"
+    for rel in ("saved_model.pb", "a.txt", "variables/v.index", "variables/v.data", "assets.extra/p.json"):
+        assert storage.read_text("ram://up/1/" + rel) == rel
