@@ -28,6 +28,19 @@ def predict_split(model: keras.Model, data_dir: str, manifest: dict[str, Any], s
     return labels, probs
 
 
+def accuracy_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval (95 % for z = 1.96) of an accuracy measured on n examples.
+
+    It counts only the sampling of examples: clips of one actor or scene are not independent,
+    so the real uncertainty of a small test split is wider.
+    """
+    if n < 1:
+        raise ValueError(f"need n >= 1 examples, got {n}")
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
     """Metrics over all examples. labels: int [N]; probs: [N, C] rows summing to 1."""
     n, c = probs.shape

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from models.builder import DISPLAY_NAMES, MODEL_NAMES  # noqa: E402
+from models.evaluation import accuracy_interval  # noqa: E402
 from pipeline import storage  # noqa: E402
 
 
@@ -100,14 +101,16 @@ def comparison_table(results: Sequence[dict[str, Any]]) -> str:
     several = len(_recipes(results)) > 1
     head = "| model | recipe " if several else "| model "
     rows = [
-        head + "| trainable params | test accuracy | test top-3 | test loss | best val accuracy | epochs | training time (s) | train clips/s |",
-        "|---|" + ("---|" if several else "") + "---:|---:|---:|---:|---:|---:|---:|---:|",
+        head + "| trainable params | test accuracy | 95 % interval | test top-3 | test loss | best val accuracy | epochs | training time (s) | train clips/s |",
+        "|---|" + ("---|" if several else "") + "---:|---:|:---:|---:|---:|---:|---:|---:|---:|",
     ]
     ordered = [r for runs in _by_model(results).values() for r in runs] if several else sorted(results, key=lambda r: -r["test_accuracy"])
     for r in ordered:
         recipe = f" {r.get('recipe', '')} |" if several else ""
+        low, high = accuracy_interval(r["test_accuracy"], r["num_test_examples"])
         rows.append(
             f"| {DISPLAY_NAMES.get(r['model'], r['model'])} |{recipe} {r['trainable_params']:,} | {r['test_accuracy']:.3f} | "
+            f"{low:.2f}–{high:.2f} | "
             f"{r['test_top3_accuracy']:.3f} | {r['test_loss']:.3f} | {r['best_val_accuracy']:.3f} | {r['epochs_run']} | "
             f"{r['train_seconds']:.0f} | {r['train_clips_per_second']:.1f} |"
         )
@@ -138,6 +141,9 @@ def write_comparison(model_dir: str, results: Sequence[dict[str, Any]]) -> str:
         + (recipe_table(results) + "\n" if several else "")
         + comparison_table(results)
         + f"\nChance accuracy: {chance:.3f} ({len(results[0]['label_names'])} classes). "
+        f"95 % interval: Wilson score over the {results[0]['num_test_examples']} test clips; it counts only "
+        "the sampling of clips (clips of one actor are not independent, so the real uncertainty is wider), "
+        "and runs whose intervals overlap are not told apart by this split. "
         f"Each run's own report in {where}: `metrics.json`, `confusion.png`, `curves.png`.\n\n"
         "![loss and accuracy curves](comparison_curves.png)\n"
     )

@@ -22,6 +22,25 @@ def test_metrics_count_every_example_once():
     assert top2["test_top3_accuracy"] == 1.0 and m["num_test_examples"] == 5
 
 
+def test_accuracy_interval_is_wilsons():
+    assert evaluation.accuracy_interval(0.5, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    assert evaluation.accuracy_interval(0.0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert evaluation.accuracy_interval(1.0, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    with pytest.raises(ValueError, match="n >= 1"):
+        evaluation.accuracy_interval(0.5, 0)
+
+
+def test_comparison_table_shows_each_runs_interval():
+    from models import report
+
+    run = {"model": "cnn_gru", "recipe": "improved", "trainable_params": 862924, "test_accuracy": 0.631, "num_test_examples": 84,
+           "test_top3_accuracy": 0.893, "test_loss": 1.159, "best_val_accuracy": 0.65, "epochs_run": 40, "train_seconds": 214.0,
+           "train_clips_per_second": 100.3}
+    table = report.comparison_table([run])
+    assert "| model | trainable params | test accuracy | 95 % interval | test top-3 |" in table
+    assert "| CNN_GRU | 862,924 | 0.631 | 0.52–0.73 | 0.893 | 1.159 | 0.650 | 40 | 214 | 100.3 |" in table
+
+
 def test_predict_split_pairs_each_prediction_with_its_label(tmp_path):
     manifest = make_shards(str(tmp_path), {"train": 2, "validation": 7, "test": 0}, shards_per_split=3)
 
