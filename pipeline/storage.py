@@ -111,9 +111,9 @@ def write_atomic(path: str, data: bytes | str) -> None:
     rename(tmp, path)
 
 
-def upload_tree(local_dir: str, remote_dir: str, last: str) -> None:
-    """Copy the local directory tree to `remote_dir`, the top-level file `last` after all else
-    (a bucket has no atomic rename: readers that wait for `last` never see a partial tree)."""
+def upload_tree(local_dir: str, remote_dir: str, last: str | None = None) -> None:
+    """Copy the local directory tree to `remote_dir`; the top-level file `last`, if given, after
+    all else (a bucket has no atomic rename: readers that wait for `last` see no partial tree)."""
     gfile = _gfile()
     for root, _, files in os.walk(local_dir):
         rel = os.path.relpath(root, local_dir)
@@ -122,7 +122,8 @@ def upload_tree(local_dir: str, remote_dir: str, last: str) -> None:
         for name in sorted(files):
             if not (rel == "." and name == last):
                 gfile.copy(os.path.join(root, name), posixpath.join(target, name), overwrite=True)
-    gfile.copy(os.path.join(local_dir, last), posixpath.join(remote_dir, last), overwrite=True)
+    if last is not None:
+        gfile.copy(os.path.join(local_dir, last), posixpath.join(remote_dir, last), overwrite=True)
 
 
 @contextlib.contextmanager

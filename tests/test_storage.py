@@ -20,15 +20,6 @@ from tests.conftest import SMALL, make_shards, split_tree
 from tests.test_prepare import SETTINGS
 
 
-def copy_tree_to(local_root: str, remote_root: str) -> None:
-    for root, _, files in os.walk(local_root):
-        for name in files:
-            src = os.path.join(root, name)
-            dst = remote_root + "/" + os.path.relpath(src, local_root).replace(os.sep, "/")
-            tf.io.gfile.makedirs(os.path.dirname(dst))
-            tf.io.gfile.copy(src, dst, overwrite=True)
-
-
 def test_path_handling_of_remote_and_local_forms(tmp_path):
     assert storage.is_remote("gs://bucket/shards") and not storage.is_remote("/data/shards")
     assert storage.relpath("gs://bucket/videos/Drink/a b.mp4", "gs://bucket/videos") == "Drink/a b.mp4"
@@ -45,7 +36,7 @@ def test_path_handling_of_remote_and_local_forms(tmp_path):
 
 def test_remote_video_tree_indexes_and_decodes_like_the_local_one(video_tree):
     remote = "ram://remote-videos"
-    copy_tree_to(video_tree, remote)
+    storage.upload_tree(video_tree, remote)
     local_videos, remote_videos = index.index_tree(video_tree), index.index_tree(remote)
     assert [v.source for v in remote_videos] == [v.source for v in local_videos]
     assert [v.label_name for v in remote_videos] == [v.label_name for v in local_videos]
@@ -80,7 +71,7 @@ def test_training_writes_checkpoints_and_reports_to_a_remote_model_dir_and_expor
     data = "ram://train-data"
     local = str(tmp_path / "data")
     make_shards(local, {"train": 8, "validation": 4, "test": 4})
-    copy_tree_to(local, data)
+    storage.upload_tree(local, data)
     config = trainer.TrainConfig(data_dir=data, model_dir="ram://runs", epochs=2, batch_size=4)
     strategy = strategy_lib.make_strategy("one_device")
     result = experiment.train_and_evaluate("cnn_gru", config, strategy, manifest_lib.load(data))
@@ -113,5 +104,7 @@ def test_upload_tree_copies_everything_and_the_named_file_last(tmp_path, monkeyp
     monkeypatch.setattr(tf.io.gfile, "copy", lambda src, dst, overwrite: (copied.append(dst), copy(src, dst, overwrite)))
     storage.upload_tree(str(tmp_path), "ram://up/1", last="saved_model.pb")
     assert len(copied) == 5 and copied[-1] == "ram://up/1/saved_model.pb"
+    storage.upload_tree(str(tmp_path), "ram://up/2")
+    assert len(copied) == 10
     for rel in ("saved_model.pb", "a.txt", "variables/v.index", "variables/v.data", "assets.extra/p.json"):
-        assert storage.read_text("ram://up/1/" + rel) == rel
+        assert storage.read_text("ram://up/1/" + rel) == storage.read_text("ram://up/2/" + rel) == rel
