@@ -30,13 +30,13 @@ flags.DEFINE_integer("version", 0, "Version number (0: the next free one).")
 
 def best_model(model_dir: str) -> str:
     """The trained model in model_dir with the highest test accuracy."""
-    from models import MODEL_NAMES
+    from models import MODEL_NAMES, experiment
 
     scores = {}
     for name in MODEL_NAMES:
-        path = os.path.join(model_dir, name, "metrics.json")
-        if storage.exists(path):
-            scores[name] = json.loads(storage.read_text(path))["test_accuracy"]
+        result = experiment.load_result(os.path.join(model_dir, name))
+        if result is not None:
+            scores[name] = result["test_accuracy"]
     if not scores:
         raise FileNotFoundError(f"{model_dir}: no <model>/metrics.json; train a model first")
     return max(scores, key=scores.get)

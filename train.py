@@ -42,6 +42,8 @@ flags.DEFINE_integer("steps_per_epoch", 0, "Training steps per epoch (0: one pas
 flags.DEFINE_string("data_service", "", "grpc://HOST:PORT of a tf.data service dispatcher: its workers read and decode.")
 flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices (MirroredStrategy without GPUs).")
 flags.DEFINE_bool("summary_only", False, "Print each selected model's trainable parameter count and exit.")
+flags.DEFINE_bool("report_only", False, "Train nothing: write MODEL_DIR's comparison report from the finished runs of the "
+                  "selected models and recipes (their metrics.json; e.g. after one job per model) and exit.")
 
 
 def _model_names() -> list[str]:
@@ -68,13 +70,17 @@ def _print_summary(names: list[str], manifest: dict | None) -> None:
         print(f"{name}\t{trainable_params(model)}")
 
 
+def _model_dir(recipe: str) -> str:
+    """MODEL_DIR, or with several recipes MODEL_DIR/<recipe>/: where the recipe's runs go."""
+    return FLAGS.model_dir if len(FLAGS.recipe) == 1 else os.path.join(FLAGS.model_dir, recipe)
+
+
 def _config(recipe: str):
-    """The training settings of one recipe; with several recipes each gets MODEL_DIR/<recipe>/."""
+    """The training settings of one recipe."""
     from models import trainer
 
-    model_dir = FLAGS.model_dir if len(FLAGS.recipe) == 1 else os.path.join(FLAGS.model_dir, recipe)
     return trainer.TrainConfig(
-        data_dir=FLAGS.data_dir, model_dir=model_dir, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+        data_dir=FLAGS.data_dir, model_dir=_model_dir(recipe), epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
         recipe=recipe, without=tuple(FLAGS.without), learning_rate=FLAGS.learning_rate, augment=FLAGS.augment,
         frame_input=FLAGS.frame_input, backbone_weights=FLAGS.backbone_weights, seed=FLAGS.seed,
         deterministic=FLAGS.deterministic, jit_compile=FLAGS.jit_compile, early_stopping=FLAGS.early_stopping,
@@ -90,10 +96,13 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     from models import experiment, strategy as strategy_lib, trainer
-    from pipeline import manifest as manifest_lib
+    from pipeline import manifest as manifest_lib, storage
 
     if FLAGS.summary_only:
         _print_summary(names, manifest_lib.load(FLAGS.data_dir) if FLAGS.data_dir else None)
+        return
+    if FLAGS.report_only:
+        _report(_finished_results(names))
         return
     if not FLAGS.data_dir:
         raise app.UsageError("--data_dir is required")
@@ -126,22 +135,47 @@ def main(argv: list[str]) -> None:
             sys.exit(f"train: error: {e.message.splitlines()[0]}")
         raise
     if trainer.is_chief(strategy):
+        for r in results:
+            run_dir = os.path.join(r["config"]["model_dir"], r["model"])
+            logging.info("%s: metrics in %s", r["model"], storage.abspath(os.path.join(run_dir, experiment.METRICS)))
         _report(results)
     else:
         logging.info("not the chief: the chief evaluates and writes checkpoints and reports")
     strategy_lib.barrier(strategy)  # no worker leaves while another still needs it
 
 
+def _finished_results(names: list[str]) -> list[dict]:
+    """The metrics of every selected run that has finished; names those that have not."""
+    from models import experiment
+
+    results, missing = [], []
+    for recipe in FLAGS.recipe:
+        for name in names:
+            run_dir = os.path.join(_model_dir(recipe), name)
+            result = experiment.load_result(run_dir)
+            if result is None:
+                missing.append(run_dir)
+                continue
+            trained = result["recipe"].split("-without-")[0]  # an ablation is still its recipe's run
+            if trained != recipe:
+                sys.exit(f"train: error: {run_dir} was trained with recipe {result['recipe']}, not {recipe}; "
+                         f"pass --recipe={trained}")
+            results.append(result)
+    if missing:
+        logging.warning("not in the report, no %s (not finished?): %s", experiment.METRICS, ", ".join(missing))
+    if not results:
+        sys.exit(f"train: error: {FLAGS.model_dir}: no finished run of {', '.join(names)} under recipe(s) {', '.join(FLAGS.recipe)}")
+    return results
+
+
 def _report(results: list[dict]) -> None:
     from models import report
     from pipeline import storage
 
-    if len(results) > 1:
+    if len(results) > 1 or FLAGS.report_only:
         path = report.write_comparison(FLAGS.model_dir, results)
         print(storage.read_text(path))
         logging.info("comparison report: %s", storage.abspath(path))
-    for r in results:
-        logging.info("%s: metrics in %s", r["model"], storage.abspath(os.path.join(r["config"]["model_dir"], r["model"], "metrics.json")))
 
 if __name__ == "__main__":
     app.run(main)

@@ -4,6 +4,7 @@ write MODEL_DIR/<model>/metrics.json, confusion.png and curves.png."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from typing import Any
@@ -12,8 +13,20 @@ import keras
 import tensorflow as tf
 
 from models import builder, evaluation, report, trainer
+from pipeline import storage
 
 log = logging.getLogger(__name__)
+
+METRICS = "metrics.json"
+
+
+def load_result(run_dir: str) -> dict[str, Any] | None:
+    """What a finished run wrote to RUN_DIR/metrics.json (the dict train_and_evaluate returned),
+    or None where there is no such file: the run has not finished, or never started."""
+    path = os.path.join(run_dir, METRICS)
+    if not storage.exists(path):
+        return None
+    return json.loads(storage.read_text(path))
 
 
 def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]) -> dict[str, Any] | None:
@@ -50,7 +63,7 @@ def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dist
         "config": dataclasses.asdict(config),
         "replicas": strategy.num_replicas_in_sync,
     }
-    trainer.write_json(os.path.join(run_dir, "metrics.json"), result)
+    trainer.write_json(os.path.join(run_dir, METRICS), result)
     title = f"{builder.DISPLAY_NAMES[name]}: test accuracy {result['test_accuracy']:.3f}"
     report.plot_confusion(result["confusion_matrix"], manifest["label_names"], title, os.path.join(run_dir, "confusion.png"))
     report.plot_learning_curves(history, builder.DISPLAY_NAMES[name], os.path.join(run_dir, "curves.png"))

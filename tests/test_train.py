@@ -192,3 +192,14 @@ def test_two_recipes_train_side_by_side_and_compare(tiny, tmp_path):
     again = train(f"--data_dir={tiny}", "--model=cnn_gru", f"--model_dir={tmp_path / 'paper'}", "--epochs=2",
                   "--batch_size=4", "--recipe=improved")
     assert again.returncode != 0 and "trained with recipe paper, not improved" in again.stderr
+
+    # The same report from the runs' metrics alone (as after one job per model), naming what is missing.
+    (tmp_path / "comparison.md").unlink()
+    report = train(f"--model_dir={tmp_path}", "--model=all", "--recipe=paper,improved", "--report_only")
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert (tmp_path / "comparison.md").read_text() == table and report.stdout.strip() == table.strip()
+    assert f"{tmp_path / 'paper' / 'gru'}," in report.stderr and f"{tmp_path / 'improved' / 'mobilenet_gru'}" in report.stderr
+    wrong = train(f"--model_dir={tmp_path / 'paper'}", "--model=cnn_gru", "--recipe=improved", "--report_only")
+    assert wrong.returncode != 0 and "trained with recipe paper, not improved; pass --recipe=paper" in wrong.stderr
+    empty = train(f"--model_dir={tmp_path / 'paper'}", "--model=lstm", "--recipe=paper", "--report_only")
+    assert empty.returncode != 0 and "no finished run of lstm under recipe(s) paper" in empty.stderr
