@@ -130,6 +130,15 @@ def recipe_table(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def best_line(results: Sequence[dict[str, Any]]) -> str:
+    """The run (or the tied runs) with the highest test accuracy, in one sentence."""
+    several = len(_recipes(results)) > 1
+    top = max(r["test_accuracy"] for r in results)
+    best = [r for r in results if r["test_accuracy"] == top]
+    names = ", ".join(DISPLAY_NAMES.get(r["model"], r["model"]) + (f" ({r.get('recipe', '')})" if several else "") for r in best)
+    return f"Best test accuracy: {names}, {top:.3f} (top-3 {max(r['test_top3_accuracy'] for r in best):.3f}).\n"
+
+
 def write_comparison(model_dir: str, results: Sequence[dict[str, Any]]) -> str:
     """MODEL_DIR/comparison.md and comparison_curves.png; returns the markdown's path."""
     plot_comparison(results, os.path.join(model_dir, "comparison_curves.png"))
@@ -140,6 +149,7 @@ def write_comparison(model_dir: str, results: Sequence[dict[str, Any]]) -> str:
         "# Model comparison (test split)\n\n"
         + (recipe_table(results) + "\n" if several else "")
         + comparison_table(results)
+        + "\n" + best_line(results)
         + f"\nChance accuracy: {chance:.3f} ({len(results[0]['label_names'])} classes). "
         f"95 % interval: Wilson score over the {results[0]['num_test_examples']} test clips; it counts only "
         "the sampling of clips (clips of one actor are not independent, so the real uncertainty is wider), "

@@ -41,6 +41,18 @@ def test_comparison_table_shows_each_runs_interval():
     assert "| CNN_GRU | 862,924 | 0.631 | 0.52–0.73 | 0.893 | 1.159 | 0.650 | 40 | 214 | 100.3 |" in table
 
 
+def test_best_line_names_the_best_run_and_every_tie():
+    from models import report
+
+    def run(model, recipe, acc, top3):
+        return {"model": model, "recipe": recipe, "test_accuracy": acc, "test_top3_accuracy": top3}
+
+    one_recipe = [run("cnn_gru", "paper", 0.5, 0.8), run("gru", "paper", 0.25, 0.5)]
+    assert report.best_line(one_recipe) == "Best test accuracy: CNN_GRU, 0.500 (top-3 0.800).\n"
+    tied = [run("cnn_gru", "paper", 0.25, 0.5), run("cnn_gru", "improved", 0.625, 0.75), run("mobilenet_gru", "improved", 0.625, 0.875)]
+    assert report.best_line(tied) == "Best test accuracy: CNN_GRU (improved), MobileNetV3S_GRU (improved), 0.625 (top-3 0.875).\n"
+
+
 def test_predict_split_pairs_each_prediction_with_its_label(tmp_path):
     manifest = make_shards(str(tmp_path), {"train": 2, "validation": 7, "test": 0}, shards_per_split=3)
 
