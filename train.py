@@ -2,6 +2,7 @@
 
     python train.py --data_dir=OUT --model=cnn_gru --model_dir=runs/x [flags]
     python train.py --data_dir=OUT --model=all --model_dir=runs/x   # + comparison.md
+    python train.py --model=all --model_dir=runs/x --report_only    # comparison.md of finished runs
 
 Flags only choose and override; the work is in `models/` and `pipeline/`.
 """
