@@ -157,7 +157,7 @@ def _finished_results(names: list[str]) -> list[dict]:
             if result is None:
                 missing.append(run_dir)
                 continue
-            trained = result["recipe"].split("-without-")[0]  # an ablation is still its recipe's run
+            trained = result["config"]["recipe"]  # as asked: an ablation (--without) is still its recipe's run
             if trained != recipe:
                 sys.exit(f"train: error: {run_dir} was trained with recipe {result['recipe']}, not {recipe}; "
                          f"pass --recipe={trained}")
