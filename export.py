@@ -20,6 +20,7 @@ import tempfile
 from absl import app, flags, logging
 
 from pipeline import storage
+from pipeline.clip_spec import ClipSpec
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "The --model_dir given to train.py.")
@@ -64,7 +65,8 @@ def export_model(model_dir: str, model: str, export_dir: str, version: int = 0) 
     if storage.exists(final):
         raise FileExistsError(f"{final} exists; choose another --version")
     model_obj = keras.models.load_model(checkpoint)
-    write = lambda path: serving.export(model_obj, path, state["label_names"], state.get("jpeg_quality", 90))  # noqa: E731
+    clip = ClipSpec.from_dict(state["clip"]) if "clip" in state else _clip_of_old_run(state)
+    write = lambda path: serving.export(model_obj, path, state["label_names"], clip)  # noqa: E731
     if storage.is_remote(final):
         with tempfile.TemporaryDirectory(prefix="export-") as local:
             write(os.path.join(local, "m"))
@@ -76,6 +78,12 @@ def export_model(model_dir: str, model: str, export_dir: str, version: int = 0) 
         os.replace(tmp, final)
     logging.info("exported %s (best epoch %s) to %s", name, state.get("best_epoch"), storage.abspath(final))
     return storage.abspath(final)
+
+
+def _clip_of_old_run(state: dict) -> "ClipSpec":
+    """A run trained before the state recorded its ClipSpec: frames of [T, H, W, 3]."""
+    t, h, w, _ = state["input_shape"]
+    return ClipSpec(t, h, w, state.get("jpeg_quality", 90))
 
 
 def main(argv: list[str]) -> None:

@@ -34,9 +34,9 @@ demo() {
     --epochs=20 --batch_size=16 --recipe=paper --learning_rate=1e-3
   echo; echo "+ $py export.py --model_dir=$out/models --model=best --export_dir=$out/exported"
   saved=$("$py" export.py --model_dir="$out/models" --model=best --export_dir="$out/exported" | tail -n 1)
-  mapfile -t held_out < <("$py" -c 'import json, sys
-m = json.load(open(sys.argv[1]))
-for e in m["splits"]["test"]["examples"][:4]: print(sys.argv[2] + "/" + e["source"])' "$out/shards/manifest.json" "$out/videos")
+  mapfile -t held_out < <("$py" -c 'import sys
+from pipeline import manifest
+for e in manifest.load(sys.argv[1]).split("test").examples[:4]: print(sys.argv[2] + "/" + e.source)' "$out/shards" "$out/videos")
   step "$py" -m pipeline.predict --saved_model="$saved" "${held_out[@]}"
   echo
   echo "Comparison report: $out/models/comparison.md (curves: $out/models/comparison_curves.png)"

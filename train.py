@@ -3,6 +3,7 @@
     python train.py --data_dir=OUT --model=cnn_gru --model_dir=runs/x [flags]
     python train.py --data_dir=OUT --model=all --model_dir=runs/x   # + comparison.md
     python train.py --model=all --model_dir=runs/x --report_only    # comparison.md of finished runs
+    python train.py --data_dir=FOLDS --model=cnn_gru --model_dir=runs/cv  # every fold: cross_validation.md
 
 Flags only choose and override; the work is in `models/` and `pipeline/`.
 """
@@ -14,9 +15,11 @@ import sys
 
 from absl import app, flags, logging
 
+from models import kinds
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Output dir of `python -m pipeline.prepare` (holds manifest.json).")
-flags.DEFINE_string("model", "cnn_gru", "One of simple_rnn, lstm, gru, cnn_simple_rnn, cnn_lstm, cnn_gru, mobilenet_gru, or 'all'.")
+flags.DEFINE_string("model", "cnn_gru", f"One of {', '.join(kinds.MODEL_NAMES)}, or 'all'.")
 flags.DEFINE_string("model_dir", "runs/train", "Checkpoints, logs, metrics and reports go to MODEL_DIR/<model>/.")
 flags.DEFINE_integer("epochs", 50, "Epochs (the original's recipe: 50).")
 flags.DEFINE_integer("batch_size", 64, "Global batch size, split over replicas.")
@@ -26,8 +29,12 @@ flags.DEFINE_list("recipe", ["improved"], "Training recipe(s): improved (motion 
 flags.DEFINE_list("without", [], "Parts of the recipe to switch off (ablations): feature_norm, schedule, clipping, "
                   "weight_decay, label_smoothing, augment, motion.")
 flags.DEFINE_float("learning_rate", None, "Learning rate (the peak, with a schedule); default: the recipe's (improved 3e-4, paper 1e-4).")
-flags.DEFINE_enum("frame_input", None, ["rgb", "diff", "rgb+diff"], "What the model sees of each frame: pixels, the "
-                  "difference to the previous frame (a motion cue), or both; computed inside the model; default: the recipe's.")
+flags.DEFINE_string("frame_input", None, "What the model sees of each frame, parts joined by '+': rgb (pixels), diff "
+                    "(minus the frame kept before: change of pose), next_diff (the next frame minus it: motion; data "
+                    "prepared --with_next), bg_diff (minus the clip's per-pixel median: the moving actor), e.g. "
+                    "rgb+next_diff; computed inside the model; default: the recipe's.")
+flags.register_validator("frame_input", lambda v: v is None or _valid_frame_input(v),
+                         message=f"--frame_input: a '+' join of {', '.join(kinds.FRAME_INPUT_PARTS)}")
 flags.DEFINE_string("backbone_weights", None, "mobilenet_gru: 'imagenet' (downloaded by Keras) or a local weights file of "
                     "the MobileNetV3-Small backbone; default: from scratch.")
 flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "one_device", "multi_worker", "tpu"], "Distribution strategy.")
@@ -38,54 +45,90 @@ flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and augmentation.")
 flags.DEFINE_bool("deterministic", False, "Deterministic ops and input order (slower).")
 flags.DEFINE_float("augment", None, "Strength of the training augmentation (flip, exposure jitter, small crop), 0 (off) "
                    "to 1 (full ranges); default: the recipe's.")
+flags.DEFINE_float("dropout", None, "Dropout rate of the models' dropout layers; default: the recipe's (0.5, the original's).")
 flags.DEFINE_integer("early_stopping", 0, "Stop after this many epochs without a better validation accuracy (0: off).")
 flags.DEFINE_integer("steps_per_epoch", 0, "Training steps per epoch (0: one pass over the training split).")
 flags.DEFINE_string("data_service", "", "grpc://HOST:PORT of a tf.data service dispatcher: its workers read and decode.")
 flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices (MirroredStrategy without GPUs).")
+flags.DEFINE_list("folds", ["all"], "With a data dir prepared --num_folds=K: the folds to test, 'all' or numbers "
+                  "(fold i is tested, fold i+1 chooses the best epoch, the others train; runs go to MODEL_DIR/fold-<i>/).")
 flags.DEFINE_bool("summary_only", False, "Print each selected model's trainable parameter count and exit.")
 flags.DEFINE_bool("report_only", False, "Train nothing: write MODEL_DIR's comparison report from the finished runs of the "
                   "selected models and recipes (their metrics.json; e.g. after one job per model) and exit.")
 
 
-def _model_names() -> list[str]:
-    from models import MODEL_NAMES
+def _valid_frame_input(value: str) -> bool:
+    try:
+        kinds.frame_input_parts(value)
+    except ValueError:
+        return False
+    return True
 
+
+def _model_names() -> list[str]:
     if FLAGS.model == "all":
-        return list(MODEL_NAMES)
-    if FLAGS.model not in MODEL_NAMES:
-        raise app.UsageError(f"--model: unknown {FLAGS.model!r}; choose one of {', '.join(MODEL_NAMES)} or all")
+        return list(kinds.MODEL_NAMES)
+    if FLAGS.model not in kinds.MODEL_NAMES:
+        raise app.UsageError(f"--model: unknown {FLAGS.model!r}; choose one of {', '.join(kinds.MODEL_NAMES)} or all")
     return [FLAGS.model]
 
 
 def _print_summary(names: list[str], manifest: dict | None) -> None:
-    from models import build_model, trainable_params
+    from models import trainable_params
 
-    shape = dict(num_frames=10, height=240, width=320, num_classes=12)
-    if manifest:
-        shape = dict(num_frames=manifest["num_frames"], height=manifest["height"], width=manifest["width"], num_classes=len(manifest["label_names"]))
-    from models import recipes
+    from models import recipes, trainer
+    from pipeline.clip_spec import ClipSpec
 
-    recipe = recipes.get(FLAGS.recipe[0], FLAGS.without, frame_input=FLAGS.frame_input)
+    clip, num_classes = (manifest.clip, len(manifest.label_names)) if manifest else (ClipSpec(), 12)
+    recipe = recipes.get(FLAGS.recipe[0], FLAGS.without, frame_input=FLAGS.frame_input, dropout=FLAGS.dropout)
     for name in names:
-        model = build_model(name, **shape, feature_norm=recipes.normalizes_features(recipe, name), frame_input=recipe.frame_input)
-        print(f"{name}\t{trainable_params(model)}")
+        print(f"{name}\t{trainable_params(trainer.build(name, clip, num_classes, recipe))}")
 
 
-def _model_dir(recipe: str) -> str:
-    """MODEL_DIR, or with several recipes MODEL_DIR/<recipe>/: where the recipe's runs go."""
-    return FLAGS.model_dir if len(FLAGS.recipe) == 1 else os.path.join(FLAGS.model_dir, recipe)
+def _model_dir(recipe: str, fold: int | None = None) -> str:
+    """MODEL_DIR, or with several recipes MODEL_DIR/<recipe>/, then fold-<i>/ for a fold's runs."""
+    base = FLAGS.model_dir if len(FLAGS.recipe) == 1 else os.path.join(FLAGS.model_dir, recipe)
+    return base if fold is None else os.path.join(base, f"fold-{fold}")
 
 
-def _config(recipe: str):
-    """The training settings of one recipe."""
+def _folds(num_folds: int) -> list[int | None]:
+    """The folds to run: [None] for fixed splits, else those --folds names."""
+    if not num_folds:
+        if FLAGS["folds"].present:
+            raise app.UsageError("--folds: this data dir has fixed splits; prepare it with --num_folds=K for folds")
+        return [None]
+    if FLAGS.folds == ["all"]:
+        return list(range(num_folds))
+    try:
+        folds = [int(f) for f in FLAGS.folds]
+    except ValueError:
+        raise app.UsageError(f"--folds: 'all' or fold numbers, got {','.join(FLAGS.folds)}") from None
+    bad = [f for f in folds if not 0 <= f < num_folds]
+    if bad:
+        raise app.UsageError(f"--folds: {bad[0]} is not a fold of this data dir (0..{num_folds - 1})")
+    return folds
+
+
+def _fold_dirs(recipe: str) -> list[int | None]:
+    """Folds with runs under MODEL_DIR (for --report_only, which reads no data dir): [None] if none."""
+    from pipeline import storage
+
+    base = _model_dir(recipe)
+    names = storage.listdir(base) if storage.isdir(base) else []
+    folds = sorted(int(n[5:]) for n in names if n.startswith("fold-") and n[5:].isdigit())
+    return folds or [None]
+
+
+def _config(recipe: str, fold: int | None = None):
+    """The training settings of one recipe (and fold)."""
     from models import trainer
 
     return trainer.TrainConfig(
-        data_dir=FLAGS.data_dir, model_dir=_model_dir(recipe), epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+        data_dir=FLAGS.data_dir, model_dir=_model_dir(recipe, fold), epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
         recipe=recipe, without=tuple(FLAGS.without), learning_rate=FLAGS.learning_rate, augment=FLAGS.augment,
-        frame_input=FLAGS.frame_input, backbone_weights=FLAGS.backbone_weights, seed=FLAGS.seed,
+        frame_input=FLAGS.frame_input, dropout=FLAGS.dropout, backbone_weights=FLAGS.backbone_weights, seed=FLAGS.seed,
         deterministic=FLAGS.deterministic, jit_compile=FLAGS.jit_compile, early_stopping=FLAGS.early_stopping,
-        steps_per_epoch=FLAGS.steps_per_epoch, data_service=FLAGS.data_service,
+        steps_per_epoch=FLAGS.steps_per_epoch, data_service=FLAGS.data_service, fold=fold,
     )
 
 
@@ -112,6 +155,7 @@ def main(argv: list[str]) -> None:
         manifest = manifest_lib.load(FLAGS.data_dir)
     except (manifest_lib.ManifestError, ValueError) as e:
         sys.exit(f"train: error: {e}")
+    folds = _folds(manifest.num_folds)
     tf.get_logger().setLevel("WARNING")  # tf.distribute logs every all-reduce at INFO
     if FLAGS.logical_cpus:
         strategy_lib.split_cpu(FLAGS.logical_cpus)
@@ -124,8 +168,9 @@ def main(argv: list[str]) -> None:
     try:
         results = []
         for recipe in FLAGS.recipe:
-            config = _config(recipe)
-            results += [experiment.train_and_evaluate(name, config, strategy, manifest) for name in names]
+            for fold in folds:
+                config = _config(recipe, fold)
+                results += [experiment.train_and_evaluate(name, config, strategy, manifest) for name in names]
     except ValueError as e:
         sys.exit(f"train: error: {e}")
     except tf.errors.UnavailableError as e:  # MultiWorkerMirroredStrategy: a peer stopped
@@ -150,9 +195,9 @@ def _finished_results(names: list[str]) -> list[dict]:
     from models import experiment
 
     results, missing = [], []
-    for recipe in FLAGS.recipe:
+    for recipe, fold in [(r, f) for r in FLAGS.recipe for f in _fold_dirs(r)]:
         for name in names:
-            run_dir = os.path.join(_model_dir(recipe), name)
+            run_dir = os.path.join(_model_dir(recipe, fold), name)
             result = experiment.load_result(run_dir)
             if result is None:
                 missing.append(run_dir)
@@ -173,7 +218,11 @@ def _report(results: list[dict]) -> None:
     from models import report
     from pipeline import storage
 
-    if len(results) > 1 or FLAGS.report_only:
+    if any(r.get("fold") is not None for r in results):
+        path = report.write_cross_validation(FLAGS.model_dir, results)
+        print(storage.read_text(path))
+        logging.info("cross-validation report: %s", storage.abspath(path))
+    elif len(results) > 1 or FLAGS.report_only:
         path = report.write_comparison(FLAGS.model_dir, results)
         print(storage.read_text(path))
         logging.info("comparison report: %s", storage.abspath(path))

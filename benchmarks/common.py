@@ -15,11 +15,12 @@ import numpy as np  # noqa: E402
 from pipeline import frames as frames_lib  # noqa: E402
 from pipeline import manifest as manifest_lib  # noqa: E402
 from pipeline import records, shards, synthetic  # noqa: E402
+from pipeline.clip_spec import ClipSpec  # noqa: E402
 
 
 def night_clip(rng: np.random.Generator, num_frames: int, height: int, width: int) -> np.ndarray:
     """A built-in-style night clip rendered at the target size: uint8 [T, H, W, 3] RGB."""
-    spec = synthetic.ClipSpec(
+    spec = synthetic.VideoSpec(
         synthetic.CLASS_NAMES[int(rng.integers(12))], int(rng.integers(6)), 0, width, height, 30, num_frames / 30,
         "mp4", "mp4v", int(rng.integers(2**31)),
     )
@@ -28,25 +29,21 @@ def night_clip(rng: np.random.Generator, num_frames: int, height: int, width: in
 
 
 def write_shards(out_dir: str, num_clips: int, num_frames: int = 10, height: int = 240, width: int = 320,
-                 num_shards: int = 8, distinct: int = 32, jpeg_quality: int = 90) -> dict[str, Any]:
-    """A train split of `num_clips` records (made from `distinct` rendered clips) and a manifest."""
+                 num_shards: int = 8, distinct: int = 32, jpeg_quality: int = 90) -> manifest_lib.Manifest:
+    """A train split of `num_clips` records (made from `distinct` rendered clips) and a manifest
+    (the same split stands as validation and test)."""
     rng = np.random.default_rng(0)
     encoded = [frames_lib.encode_jpeg(night_clip(rng, num_frames, height, width), jpeg_quality) for _ in range(distinct)]
     recs = [records.encode(encoded[i % distinct], range(num_frames), num_frames, i % 12, synthetic.CLASS_NAMES[i % 12], f"c{i}.mp4")
             for i in range(num_clips)]
     os.makedirs(out_dir, exist_ok=True)
-    infos = []
-    bounds = shards.shard_boundaries(num_clips, num_shards)
-    for k, (a, b) in enumerate(bounds):
-        infos.append(shards.write_shard(os.path.join(out_dir, shards.shard_file_name("train", k, len(bounds))), recs[a:b]).__dict__)
-    examples = [{"source": f"c{i}.mp4", "label": i % 12} for i in range(num_clips)]
-    split = {"num_examples": num_clips, "shards": infos, "examples": examples}
-    manifest = {
-        "format_version": manifest_lib.FORMAT_VERSION, "fingerprint": "benchmark", "label_names": list(synthetic.CLASS_NAMES),
-        "num_frames": num_frames, "height": height, "width": width, "settings": {"jpeg_quality": jpeg_quality},
-        "splits": {"train": split, "validation": split, "test": split}, "skipped": [],
-    }
-    manifest_lib.write(out_dir, manifest)
+    examples = [manifest_lib.Example(f"c{i}.mp4", i % 12) for i in range(num_clips)]
+    split = shards.write_split(out_dir, "train", recs, examples, num_shards)
+    manifest = manifest_lib.Manifest(
+        label_names=tuple(synthetic.CLASS_NAMES), clip=ClipSpec(num_frames, height, width, jpeg_quality),
+        splits={"train": split, "validation": split, "test": split}, fingerprint="benchmark",
+    )
+    manifest_lib.save(out_dir, manifest)
     return manifest
 
 

@@ -34,7 +34,7 @@ def main() -> None:
     s = SIZES[size]
     with tempfile.TemporaryDirectory() as tmp:
         m = common.write_shards(tmp, s["clips"], height=s["height"], width=s["width"])
-        files = [os.path.join(tmp, x["file"]) for x in m["splits"]["train"]["shards"]]
+        files = [os.path.join(tmp, x.file) for x in m.split("train").shards]
         rates = {}
         for _ in range(2):  # alternate, twice each, keep the best of each: the machine is noisy
             for name, ds in (("bare", bare(files, 10, s["height"], s["width"], s["batch"])),

@@ -50,8 +50,8 @@ def child(data_dir: str, batch: int) -> None:
     from pipeline import make_dataset, manifest
 
     m = manifest.load(data_dir)
-    model = build_model("cnn_gru", height=m["height"], width=m["width"])
-    steps = m["splits"]["train"]["num_examples"] // batch
+    model = build_model("cnn_gru", height=m.clip.height, width=m.clip.width)
+    steps = m.split("train").num_examples // batch
     compile_model(model, recipes.get("paper"), steps, jit_compile=False)
     held = [0]
 

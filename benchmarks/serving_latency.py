@@ -46,27 +46,27 @@ def main(argv: list[str]) -> None:
 
     from models import build_model, serving
     from pipeline import frames, predict
+    from pipeline.clip_spec import ClipSpec
 
     videos = argv[1:]
     if not videos:
         raise app.UsageError("give at least one video")
     model = build_model(FLAGS.model, num_frames=FLAGS.num_frames, height=FLAGS.height, width=FLAGS.width)
     saved = os.path.join(tempfile.mkdtemp(), "1")
-    serving.export(model, saved, [f"class{i}" for i in range(12)], 90)
-    meta = serving.load_preprocessing(saved)
+    clip = ClipSpec(FLAGS.num_frames, FLAGS.height, FLAGS.width, 90)
+    serving.export(model, saved, [f"class{i}" for i in range(12)], clip)
     loaded = tf.saved_model.load(saved)
     by_frames, by_records = loaded.signatures["serving_default"], loaded.signatures["classify_records"]
     compiled = tf.function(lambda x: model(x, training=False))
-    shape = (meta["num_frames"], meta["height"], meta["width"])
-    clip = tf.constant(frames.read_clip(videos[0], *shape).frames[None])
-    batch32 = tf.constant(np.repeat(clip.numpy(), 32, axis=0))
-    record = tf.constant([predict.video_record(videos[0], meta)])
+    frames_in = tf.constant(frames.read_clip(videos[0], clip.num_frames, clip.height, clip.width).frames[None])
+    batch32 = tf.constant(np.repeat(frames_in.numpy(), 32, axis=0))
+    record = tf.constant([predict.video_record(videos[0], clip)])
     n = FLAGS.repeats
     decode_only = statistics.median(
-        _median_seconds(lambda v=v: frames.read_encoded_clip((v, *shape, meta["jpeg_quality"])), max(3, n // 4)) for v in videos
+        _median_seconds(lambda v=v: frames.read_encoded_clip((v, clip)), max(3, n // 4)) for v in videos
     )
     per_video = statistics.median(
-        _median_seconds(lambda v=v: by_records(records=tf.constant([predict.video_record(v, meta)])), max(3, n // 4)) for v in videos
+        _median_seconds(lambda v=v: by_records(records=tf.constant([predict.video_record(v, clip)])), max(3, n // 4)) for v in videos
     )
     figures = {
         "model": FLAGS.model,
@@ -74,10 +74,10 @@ def main(argv: list[str]) -> None:
         "clip_shape": list(shape),
         "predict_seconds_per_video": per_video,
         "decode_only_seconds_per_video": decode_only,
-        "saved_model_seconds_per_clip_batch1": _median_seconds(lambda: by_frames(frames=clip), n),
+        "saved_model_seconds_per_clip_batch1": _median_seconds(lambda: by_frames(frames=frames_in), n),
         "saved_model_seconds_per_clip_batch32": _median_seconds(lambda: by_frames(frames=batch32), max(3, n // 4)) / 32,
         "saved_model_records_seconds_per_clip_batch1": _median_seconds(lambda: by_records(records=record), n),
-        "keras_seconds_per_clip_batch1": _median_seconds(lambda: compiled(clip), n),
+        "keras_seconds_per_clip_batch1": _median_seconds(lambda: compiled(frames_in), n),
     }
     figures["saved_model_vs_keras_batch1"] = figures["saved_model_seconds_per_clip_batch1"] / figures["keras_seconds_per_clip_batch1"]
     figures["predict_vs_decode_only"] = per_video / decode_only

@@ -32,7 +32,7 @@ SIZES = {
 def bytes_per_clip(quality: int, clips: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         m = common.write_shards(tmp, clips, num_shards=1, distinct=clips, jpeg_quality=quality)
-        return sum(s["num_bytes"] for s in m["splits"]["train"]["shards"]) / clips
+        return sum(s.num_bytes for s in m.split("train").shards) / clips
 
 
 def accuracy(videos: str, quality: int, model: str, epochs: int, work: str) -> dict[str, float]:

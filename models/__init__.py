@@ -1,5 +1,16 @@
-"""The six recurrent video models and what trains, evaluates and reports them."""
+"""The recurrent video models (one builder: front end x cell) and what trains, evaluates and reports them.
 
-from models.builder import DISPLAY_NAMES, MODEL_NAMES, build_model, trainable_params
+Importing this package does not import Keras: `models.kinds` (the model table) is light, so
+command lines check their flags before TensorFlow loads; the builder loads on first use.
+"""
 
-__all__ = ["DISPLAY_NAMES", "MODEL_NAMES", "build_model", "trainable_params"]
+_LAZY = {"DISPLAY_NAMES", "MODEL_NAMES", "build_model", "trainable_params"}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from models import builder
+
+        return getattr(builder, name)
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

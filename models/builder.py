@@ -4,14 +4,17 @@
     -> [LayerNormalization, improved recipe] -> RNN(128, seq) -> Dropout(0.5) -> RNN(64, seq)
     -> Dropout(0.5) -> RNN(32) -> Dropout(0.5) -> Dense(classes, softmax, float32)
 
-Frame input: "rgb" (pixels scaled to [0, 1]), "diff" (each frame minus the one before, zeros for
-the first: a motion cue for static night cameras) or "rgb+diff" (both, as 6 channels). Computed
+Frame input: "rgb" (pixels scaled to [0, 1]), "diff" (each kept frame minus the one kept before,
+zeros for the first: change of pose over a segment), "next_diff" (each frame's successor minus
+the frame: motion over one frame interval, for clips with the next frame) or either with "rgb+"
+(both, as 6 channels). Computed
 inside the model, so a served model takes the same uint8 frames whatever the choice.
 
 Front ends: "flat" flattens each frame (F = H*W*C); "cnn" is, per frame, Conv2D(256, 15x15,
 stride 15, same, relu) -> MaxPool(2, same) -> Dropout(0.5) -> Flatten (F = 22,528 at 240x320);
 "mobilenet" is MobileNetV3-Small per frame (global average pooled, F = 576), from scratch or
-from pretrained weights. At 10x240x320x3, rgb input and 12 classes the six original models'
+from pretrained weights; "convnet" is four strided conv-BatchNorm-ReLU blocks (F = 128), a small
+CNN that small real data sets can train from scratch. At 10x240x320x3, rgb input and 12 classes the six original models'
 trainable parameter counts equal the original project's.
 """
 
@@ -20,29 +23,24 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-ORIGINAL_MODELS = ("simple_rnn", "lstm", "gru", "cnn_simple_rnn", "cnn_lstm", "cnn_gru")
-MODEL_NAMES = ORIGINAL_MODELS + ("mobilenet_gru",)
-DISPLAY_NAMES = {
-    "simple_rnn": "SimpleRNN",
-    "lstm": "LSTM",
-    "gru": "GRU",
-    "cnn_simple_rnn": "CNN_SimpleRNN",
-    "cnn_lstm": "CNN_LSTM",
-    "cnn_gru": "CNN_GRU",
-    "mobilenet_gru": "MobileNetV3S_GRU",
-}
-FRAME_INPUTS = ("rgb", "diff", "rgb+diff")
+from models.kinds import (  # noqa: F401
+    DISPLAY_NAMES, FRAME_INPUTS, MODEL_NAMES, MODELS, NEEDS_NEXT, ORIGINAL_MODELS, ModelKind, frame_input_parts,
+)
+
 _CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+CONVNET_FILTERS = (16, 32, 64, 128)
+
+
+def kind_of(name: str) -> ModelKind:
+    if name not in MODELS:
+        raise ValueError(f"name: unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    return MODELS[name]
 
 
 def parse_name(name: str) -> tuple[str, str]:
-    """'cnn_lstm' -> ('cnn', 'lstm'); 'gru' -> ('flat', 'gru'); 'mobilenet_gru' -> ('mobilenet', 'gru')."""
-    if name not in MODEL_NAMES:
-        raise ValueError(f"name: unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    for kind in ("cnn", "mobilenet"):
-        if name.startswith(kind + "_"):
-            return kind, name[len(kind) + 1 :]
-    return "flat", name
+    """(front end, cell): 'cnn_lstm' -> ('cnn', 'lstm'); 'gru' -> ('flat', 'gru')."""
+    kind = kind_of(name)
+    return kind.front_end, kind.cell
 
 
 @keras.saving.register_keras_serializable(package="noctact")
@@ -53,15 +51,63 @@ class FrameDifference(layers.Layer):
         return keras.ops.concatenate([keras.ops.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], axis=1)
 
 
+@keras.saving.register_keras_serializable(package="noctact")
+class NextDifference(layers.Layer):
+    """Each time step's successor frame minus its frame: [B, T, H, W, 6] -> [B, T, H, W, 3]."""
+
+    def call(self, x):
+        return x[..., 3:6] - x[..., 0:3]
+
+
+@keras.saving.register_keras_serializable(package="noctact")
+class FirstFrame(layers.Layer):
+    """Each time step's own frame (the first 3 channels): [B, T, H, W, 3P] -> [B, T, H, W, 3]."""
+
+    def call(self, x):
+        return x[..., 0:3]
+
+
+@keras.saving.register_keras_serializable(package="noctact")
+class BackgroundDifference(layers.Layer):
+    """Each frame minus the clip's per-pixel median over time (the lower median for even T):
+    [B, T, H, W, C] -> [B, T, H, W, C]. With a static camera the median is the background where
+    the actor moves on, so what is left is the moving actor."""
+
+    def call(self, x):
+        median = keras.ops.sort(x, axis=1)[:, (x.shape[1] - 1) // 2 : (x.shape[1] - 1) // 2 + 1]
+        return x - median
+
+
 def _frame_input(frames, frame_input: str):
-    """uint8 frames to float inputs in [0, 1] (rgb) and/or [-1, 1] (diff), channels last."""
-    rgb = layers.Rescaling(1.0 / 255, name="scale")(frames)
-    if frame_input == "rgb":
-        return rgb
-    diff = FrameDifference(name="frame_difference")(rgb)
-    if frame_input == "diff":
-        return diff
-    return layers.Concatenate(axis=-1, name="rgb_and_diff")([rgb, diff])
+    """uint8 frames [B, T, H, W, 3P] to float inputs in [0, 1] (rgb) and/or [-1, 1] (differences),
+    the parts of `frame_input` stacked on channels in order."""
+    scaled = layers.Rescaling(1.0 / 255, name="scale")(frames)
+    rgb = FirstFrame(name="frame")(scaled) if frames.shape[-1] > 3 else scaled
+    make = {
+        "rgb": lambda: rgb,
+        "diff": lambda: FrameDifference(name="frame_difference")(rgb),
+        "next_diff": lambda: NextDifference(name="next_difference")(scaled),
+        "bg_diff": lambda: BackgroundDifference(name="background_difference")(rgb),
+    }
+    parts = [make[p]() for p in frame_input_parts(frame_input)]
+    if len(parts) == 1:
+        return parts[0]
+    return layers.Concatenate(axis=-1, name="rgb_and_diff")(parts)
+
+
+def _convnet(x, dropout: float):
+    """A small CNN per frame, trained from scratch: four (conv, BatchNorm, ReLU) blocks, each
+    halving the frame with a stride of 2 (5x5 then 3x3 kernels, CONVNET_FILTERS), then a global
+    average pool: F = 128 whatever the frame size. Strided convolutions rather than conv + pool:
+    3.4 times the training speed on a CPU for the same depth (benchmarks/, BUILD_NOTES)."""
+    for i, (filters, kernel) in enumerate(zip(CONVNET_FILTERS, (5, 3, 3, 3))):
+        conv = layers.Conv2D(filters, kernel, strides=2, padding="same", use_bias=False)
+        x = layers.TimeDistributed(conv, name=f"conv{i}")(x)
+        # momentum 0.9 for the same reason as MobileNet's below: few steps on small data.
+        x = layers.TimeDistributed(layers.BatchNormalization(momentum=0.9), name=f"conv{i}_bn")(x)
+        x = layers.Activation("relu", name=f"conv{i}_relu")(x)
+    x = layers.TimeDistributed(layers.GlobalAveragePooling2D(), name="frame_pool")(x)
+    return layers.Dropout(dropout, name="frame_dropout")(x)
 
 
 def _mobilenet(x, height: int, width: int, channels: int, weights: str | None):
@@ -95,6 +141,8 @@ def _front_end(x, kind: str, num_frames: int, dropout: float, filters: int, kern
             x = layers.TimeDistributed(layers.Resizing(height, width), name="upsample")(x)
         x = _mobilenet(x, height, width, channels, backbone_weights)
         x = layers.Dropout(dropout, name="frame_dropout")(x)
+    elif kind == "convnet":
+        x = _convnet(x, dropout)
     return layers.Reshape((num_frames, -1), name="frame_features")(x)
 
 
@@ -123,20 +171,25 @@ def build_model(
     feature_norm: bool = False,
     frame_input: str = "rgb",
     backbone_weights: str | None = None,
+    frames_per_step: int = 1,
 ) -> keras.Model:
-    """One of MODEL_NAMES. Input: uint8 frames [B, T, H, W, 3]; output: probabilities [B, classes].
+    """One of MODEL_NAMES. Input: uint8 frames [B, T, H, W, 3 * frames_per_step] (with 2, each time
+    step's frame and its successor on the channel axis: ClipSpec); output: probabilities [B, classes].
 
     feature_norm: LayerNormalization of the per-frame features before the recurrent stack.
     backbone_weights (mobilenet only): None (from scratch), "imagenet" (Keras downloads them) or
     the path of a weights file of the backbone.
     """
     kind, cell = parse_name(name)
-    if frame_input not in FRAME_INPUTS:
-        raise ValueError(f"frame_input: unknown {frame_input!r}; choose one of {', '.join(FRAME_INPUTS)}")
+    parts = frame_input_parts(frame_input)
+    if frames_per_step not in (1, 2):
+        raise ValueError(f"frames_per_step must be 1 or 2, got {frames_per_step}")
+    if NEEDS_NEXT in parts and frames_per_step != 2:
+        raise ValueError(f"frame_input: {frame_input} needs each frame's successor; prepare the data with --with_next")
     if backbone_weights and kind != "mobilenet":
         raise ValueError(f"backbone_weights: {name} has no pretrained backbone (only mobilenet_gru has)")
-    if backbone_weights == "imagenet" and frame_input == "rgb+diff":
-        raise ValueError("backbone_weights: ImageNet weights take 3 channels; use frame_input 'rgb' or 'diff'")
+    if backbone_weights == "imagenet" and len(parts) > 1:
+        raise ValueError("backbone_weights: ImageNet weights take 3 channels; use a frame_input of one part (rgb, diff, ...)")
 
     for arg, value in (("num_frames", num_frames), ("height", height), ("width", width), ("conv_filters", conv_filters), ("conv_kernel", conv_kernel)):
         if value < 1:
@@ -147,7 +200,7 @@ def build_model(
         raise ValueError(f"units must be a non-empty tuple of positive sizes, got {units}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    frames = keras.Input((num_frames, height, width, 3), dtype="uint8", name="frames")
+    frames = keras.Input((num_frames, height, width, 3 * frames_per_step), dtype="uint8", name="frames")
     x = _frame_input(frames, frame_input)
     x = _front_end(x, kind, num_frames, dropout, conv_filters, conv_kernel, frame_input, backbone_weights)
     if feature_norm:

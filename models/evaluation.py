@@ -13,19 +13,29 @@ import numpy as np
 from sklearn import metrics as sk
 
 from pipeline.input import make_dataset
+from pipeline.manifest import Manifest, as_names
 
 
-def predict_split(model: keras.Model, data_dir: str, manifest: dict[str, Any], split: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labels int [N], probabilities float [N, classes]) over every example of `split`.
+def predict_split(model: keras.Model, data_dir: str, manifest: Manifest, splits: str | Sequence[str], batch_size: int,
+                  view: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(labels int [N], probabilities float [N, classes]) over every example of `splits`, for the
+    centre view of each clip (or candidate `view` of every segment).
 
     Evaluation reads examples in manifest order, so the labels come from the manifest.
     """
-    ds = make_dataset(data_dir, split, batch_size, training=False, manifest=manifest)
+    ds = make_dataset(data_dir, splits, batch_size, training=False, manifest=manifest, view=view)
     probs = np.asarray(model.predict(ds.map(lambda frames, labels: frames), verbose=0), np.float64)
-    labels = np.array([e["label"] for e in manifest["splits"][split]["examples"]], np.int64)
+    labels = np.array([e.label for e in manifest.examples(splits)], np.int64)
     if len(labels) != len(probs):
-        raise ValueError(f"{data_dir}: {len(probs)} predictions for {len(labels)} {split} examples in the manifest")
+        raise ValueError(f"{data_dir}: {len(probs)} predictions for {len(labels)} {'+'.join(as_names(splits))} examples in the manifest")
     return labels, probs
+
+
+def predict_views(model: keras.Model, data_dir: str, manifest: Manifest, splits: str | Sequence[str], batch_size: int) -> np.ndarray:
+    """Test-time averaging: the probabilities [N, classes] averaged over the clip's K views (view
+    j takes candidate j of every segment). With K = 1 this is the centre view itself."""
+    views = [predict_split(model, data_dir, manifest, splits, batch_size, view=j)[1] for j in range(manifest.clip.candidates)]
+    return np.mean(views, axis=0)
 
 
 def accuracy_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -41,6 +51,10 @@ def accuracy_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, 
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
+    return float((probs.argmax(axis=1) == labels).mean())
+
+
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
     """Metrics over all examples. labels: int [N]; probs: [N, C] rows summing to 1."""
     n, c = probs.shape
@@ -51,7 +65,7 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, label_names: S
     top3 = np.argsort(-probs, axis=1)[:, : min(3, c)]
     precision, recall, f1, support = sk.precision_recall_fscore_support(labels, predicted, labels=ids, zero_division=0)
     return {
-        "test_accuracy": float((predicted == labels).mean()),
+        "test_accuracy": accuracy(labels, probs),
         "test_top3_accuracy": float((top3 == labels[:, None]).any(axis=1).mean()),
         "test_loss": float(-np.log(np.clip(probs[np.arange(n), labels], 1e-7, 1.0)).mean()),
         "num_test_examples": int(n),

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from models import builder, evaluation, report, trainer
 from pipeline import storage
+from pipeline.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +30,27 @@ def load_result(run_dir: str) -> dict[str, Any] | None:
     return json.loads(storage.read_text(path))
 
 
-def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]) -> dict[str, Any] | None:
+def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest) -> dict[str, Any] | None:
     """Returns the metrics written to MODEL_DIR/<name>/metrics.json; None on a non-chief worker,
-    which trains its share and leaves evaluation and files to the chief."""
+    which trains its share and leaves evaluation and files to the chief.
+
+    test_accuracy is the clip accuracy (the centre view); test_video_accuracy averages the
+    probabilities of the clip's K views (segment sampling's test-time averaging; equal with K = 1).
+    """
     run_dir = os.path.join(config.model_dir, name)
-    for split in ("validation", "test"):
-        if manifest["splits"][split]["num_examples"] == 0:
-            raise ValueError(f"{config.data_dir}: the {split} split is empty; prepare more clips or other --split_fractions")
+    roles = manifest.roles(config.fold)
+    for role, splits in (("validation", roles.validation), ("test", roles.test)):
+        if manifest.count(splits) == 0:
+            raise ValueError(f"{config.data_dir}: the {role} split ({'+'.join(splits)}) is empty; "
+                             "prepare more clips or other --split_fractions")
     state = trainer.train(name, config, strategy, manifest)
     if not trainer.is_chief(strategy):
         return None
     # Loaded outside the strategy, so evaluation runs on one device: the test split is small next
     # to training, and predict_on_batch under MirroredStrategy hands every replica the whole batch.
     model = keras.models.load_model(os.path.join(run_dir, trainer.BEST))
-    labels, probs = evaluation.predict_split(model, config.data_dir, manifest, "test", config.batch_size)
+    labels, probs = evaluation.predict_split(model, config.data_dir, manifest, roles.test, config.batch_size)
+    video_probs = evaluation.predict_views(model, config.data_dir, manifest, roles.test, config.batch_size) if manifest.clip.candidates > 1 else probs
     history = state["history"]
     recipe = trainer.recipe_of(config)
     result = {
@@ -50,13 +58,15 @@ def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dist
         "display_name": builder.DISPLAY_NAMES[name],
         "recipe": recipe.name,
         "frame_input": recipe.frame_input,
-        **evaluation.classification_metrics(labels, probs, manifest["label_names"]),
+        "fold": config.fold,
+        **evaluation.classification_metrics(labels, probs, manifest.label_names),
+        "test_video_accuracy": evaluation.accuracy(labels, video_probs),
         "best_val_accuracy": state["best_val_accuracy"],
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epochs_run"],
         "stopped_early": state["stopped_early"],
         "trainable_params": builder.trainable_params(model),
-        "label_names": manifest["label_names"],
+        "label_names": list(manifest.label_names),
         "train_clips_per_second": trainer.clips_per_second(history),
         "train_seconds": sum(e["train_seconds"] for e in history),
         "history": history,
@@ -65,11 +75,11 @@ def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dist
     }
     trainer.write_json(os.path.join(run_dir, METRICS), result)
     title = f"{builder.DISPLAY_NAMES[name]}: test accuracy {result['test_accuracy']:.3f}"
-    report.plot_confusion(result["confusion_matrix"], manifest["label_names"], title, os.path.join(run_dir, "confusion.png"))
+    report.plot_confusion(result["confusion_matrix"], manifest.label_names, title, os.path.join(run_dir, "confusion.png"))
     report.plot_learning_curves(history, builder.DISPLAY_NAMES[name], os.path.join(run_dir, "curves.png"))
     log.info(
-        "%s: test accuracy %.3f, top-3 %.3f, loss %.3f over %d clips; %.1f train clips/s",
-        name, result["test_accuracy"], result["test_top3_accuracy"], result["test_loss"],
+        "%s: test accuracy %.3f (video %.3f), top-3 %.3f, loss %.3f over %d clips; %.1f train clips/s",
+        name, result["test_accuracy"], result["test_video_accuracy"], result["test_top3_accuracy"], result["test_loss"],
         result["num_test_examples"], result["train_clips_per_second"],
     )
     return result

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import keras
 
-from models import builder
+from models import builder, kinds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Recipe:
     feature_norm: tuple[str, ...] = ()  # the cells whose per-frame features are LayerNormalized
     augment: float = 0.0  # strength of the night augmentation (pipeline.augment): 0 off, 1 full
     frame_input: str = "rgb"  # what the model sees of each frame (models.builder.FRAME_INPUTS)
+    dropout: float = 0.5  # the models' dropout rate (the original's 0.5)
 
 
 RECIPES = {
@@ -62,10 +63,12 @@ _OFF = {
 COMPONENTS = tuple(_OFF)
 
 
-def get(name: str, without: Sequence[str] = (), learning_rate: float | None = None, augment: float | None = None,
-        frame_input: str | None = None) -> Recipe:
-    """The named recipe with the parts in `without` off; learning_rate, augment and frame_input
-    override it."""
+OVERRIDES = ("learning_rate", "augment", "frame_input", "dropout")
+
+
+def get(name: str, without: Sequence[str] = (), **overrides: float | str | None) -> Recipe:
+    """The named recipe with the parts in `without` off; then each override that is not None
+    (OVERRIDES: learning_rate, augment, frame_input, dropout) replaces the recipe's value."""
     if name not in RECIPES:
         raise ValueError(f"recipe: unknown {name!r}; choose one of {', '.join(RECIPES)}")
     recipe = RECIPES[name]
@@ -73,14 +76,15 @@ def get(name: str, without: Sequence[str] = (), learning_rate: float | None = No
         if part not in _OFF:
             raise ValueError(f"without: unknown part {part!r}; choose from {', '.join(COMPONENTS)}")
         recipe = dataclasses.replace(recipe, **_OFF[part])
-    if learning_rate is not None:
-        recipe = dataclasses.replace(recipe, learning_rate=learning_rate)
-    if augment is not None:
-        if not 0.0 <= augment <= 1.0:
-            raise ValueError(f"augment: strength must be in [0, 1], got {augment}")
-        recipe = dataclasses.replace(recipe, augment=float(augment))
-    if frame_input is not None:
-        recipe = dataclasses.replace(recipe, frame_input=frame_input)
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if unknown:
+        raise ValueError(f"recipe: cannot override {unknown}; only {', '.join(OVERRIDES)}")
+    recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+    if not 0.0 <= recipe.augment <= 1.0:
+        raise ValueError(f"augment: strength must be in [0, 1], got {recipe.augment}")
+    if not 0.0 <= recipe.dropout < 1.0:
+        raise ValueError(f"dropout: must be in [0, 1), got {recipe.dropout}")
+    kinds.frame_input_parts(recipe.frame_input)  # refuses an unknown one, naming it
     if without:
         recipe = dataclasses.replace(recipe, name=f"{name}-without-{'-'.join(without)}")
     return recipe

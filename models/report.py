@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import os
 from typing import Any, Sequence
 
@@ -158,5 +160,92 @@ def write_comparison(model_dir: str, results: Sequence[dict[str, Any]]) -> str:
         "![loss and accuracy curves](comparison_curves.png)\n"
     )
     path = os.path.join(model_dir, "comparison.md")
+    storage.write_atomic(path, text)
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossValidation:
+    """One model under one recipe over the folds it finished: test accuracy per fold, and the
+    confusion matrix pooled over folds (every clip tested once)."""
+
+    model: str
+    recipe: str
+    folds: tuple[int, ...]
+    accuracy: tuple[float, ...]  # clip accuracy (centre view) per fold
+    video_accuracy: tuple[float, ...]  # averaged over the clip's views per fold
+    best_val_accuracy: tuple[float, ...]
+    num_test: tuple[int, ...]
+    confusion: tuple[tuple[int, ...], ...]
+
+    @property
+    def pooled_accuracy(self) -> float:
+        m = np.asarray(self.confusion)
+        return float(np.trace(m) / m.sum())
+
+
+def cross_validations(results: Sequence[dict[str, Any]]) -> list[CrossValidation]:
+    """Fold results (metrics.json with a fold) grouped by model and recipe, in MODEL_NAMES order."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for runs in _by_model(results).values():
+        for r in runs:
+            groups.setdefault((r["model"], r.get("recipe", "")), []).append(r)
+    out = []
+    for (model, recipe), runs in groups.items():
+        runs = sorted(runs, key=lambda r: r["fold"])
+        out.append(CrossValidation(
+            model, recipe, tuple(r["fold"] for r in runs), tuple(r["test_accuracy"] for r in runs),
+            tuple(r.get("test_video_accuracy", r["test_accuracy"]) for r in runs),
+            tuple(r["best_val_accuracy"] for r in runs), tuple(r["num_test_examples"] for r in runs),
+            tuple(map(tuple, np.sum([r["confusion_matrix"] for r in runs], axis=0).tolist())),
+        ))
+    return out
+
+
+def _spread(values: Sequence[float]) -> str:
+    """mean ± sample standard deviation (min–max)."""
+    v = np.asarray(values, np.float64)
+    sd = v.std(ddof=1) if len(v) > 1 else 0.0
+    return f"{v.mean():.3f} ± {sd:.3f} ({v.min():.2f}–{v.max():.2f})"
+
+
+def cross_validation_table(cvs: Sequence[CrossValidation]) -> str:
+    """Markdown: per model (and recipe), the mean test accuracy over folds with its spread, the
+    video accuracy, validation, and each fold's test accuracy."""
+    folds = sorted({f for cv in cvs for f in cv.folds})
+    rows = [
+        "| model | recipe | folds | test accuracy, mean ± sd (range) | video accuracy | best val accuracy | "
+        + " | ".join(f"fold {f}" for f in folds) + " |",
+        "|---|---|---:|:---:|:---:|:---:|" + "---:|" * len(folds),
+    ]
+    for cv in cvs:
+        per = dict(zip(cv.folds, cv.accuracy))
+        rows.append(
+            f"| {DISPLAY_NAMES.get(cv.model, cv.model)} | {cv.recipe} | {len(cv.folds)} | {_spread(cv.accuracy)} | "
+            f"{_spread(cv.video_accuracy)} | {_spread(cv.best_val_accuracy)} | "
+            + " | ".join(f"{per[f]:.2f}" if f in per else "" for f in folds) + " |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def write_cross_validation(model_dir: str, results: Sequence[dict[str, Any]]) -> str:
+    """MODEL_DIR/cross_validation.md (+ .json, and a pooled confusion matrix per model and recipe);
+    returns the markdown's path."""
+    cvs = cross_validations(results)
+    label_names = results[0]["label_names"]
+    for cv in cvs:
+        title = f"{DISPLAY_NAMES.get(cv.model, cv.model)} ({cv.recipe}), {len(cv.folds)} folds pooled: {cv.pooled_accuracy:.3f}"
+        plot_confusion(cv.confusion, label_names, title, os.path.join(model_dir, f"cv_confusion_{cv.model}_{cv.recipe}.png"))
+    storage.write_atomic(os.path.join(model_dir, "cross_validation.json"),
+                         json.dumps([{**dataclasses.asdict(cv), "pooled_accuracy": cv.pooled_accuracy} for cv in cvs], indent=1))
+    text = (
+        "# Cross-validation (each fold tested once; the next fold chose the best epoch)\n\n"
+        + cross_validation_table(cvs)
+        + f"\nChance accuracy: {1.0 / len(label_names):.3f} ({len(label_names)} classes). sd: the sample standard "
+        "deviation over folds. Clip accuracy takes the centre candidate of each segment; video accuracy averages "
+        "the probabilities of every view of the clip (equal with one candidate per segment). Each run's own "
+        "report in `fold-<i>/<model>/`; pooled confusion matrices in `cv_confusion_<model>_<recipe>.png`.\n"
+    )
+    path = os.path.join(model_dir, "cross_validation.md")
     storage.write_atomic(path, text)
     return path

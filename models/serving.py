@@ -1,26 +1,25 @@
 """A trained model as a SavedModel for TF Serving or plain TensorFlow.
 
 Signatures:
-    serving_default(frames uint8 [None, T, H, W, 3])
+    serving_default(frames uint8 [None, T, H, W, 3P])  (P = 2: each frame and its successor)
     classify_records(records string [None])      serialized clips in the shard format
 both -> probabilities float32 [None, C], class_id int64 [None], class_name string [None].
 
-The label names are constants in the graph. `assets.extra/preprocessing.json` says how to turn a
-video into frames (clip shape, JPEG quality, label names), for `pipeline.predict`.
+The label names are constants in the graph. `assets.extra/preprocessing.json`
+(`pipeline.export_asset`) says how to turn a video into a record (the ClipSpec) and the label
+names, for `pipeline.predict`. classify_records takes the centre candidate of each segment, as
+evaluation does.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from typing import Any, Sequence
+from typing import Sequence
 
 import keras
 import tensorflow as tf
 
-from pipeline import records, storage
-
-PREPROCESSING = os.path.join("assets.extra", "preprocessing.json")
+from pipeline import export_asset, records, storage
+from pipeline.clip_spec import ClipSpec
 
 
 def portable(model: keras.Model) -> keras.Model:
@@ -45,9 +44,11 @@ def _outputs(probabilities: tf.Tensor, label_names: Sequence[str]) -> dict[str, 
     }
 
 
-def export(model: keras.Model, path: str, label_names: Sequence[str], jpeg_quality: int) -> None:
-    """Write `model` as a SavedModel at `path` (which must not exist yet)."""
-    _, t, h, w, _ = model.input.shape
+def export(model: keras.Model, path: str, label_names: Sequence[str], clip: ClipSpec) -> None:
+    """Write `model` (trained on clips of `clip`) as a SavedModel at `path` (which must not exist yet)."""
+    t, h, w, c = clip.model_input_shape()
+    if tuple(model.input.shape[1:]) != (t, h, w, c):
+        raise ValueError(f"model takes {tuple(model.input.shape[1:])}, the clip spec gives {(t, h, w, c)}")
     portable(model)
 
     def classify_frames(frames: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -55,36 +56,27 @@ def export(model: keras.Model, path: str, label_names: Sequence[str], jpeg_quali
         # request of another shape fails instead of being reshaped into the model.
         actual = tf.shape(frames)
         padded = tf.concat([actual, tf.zeros([5], tf.int32)], axis=0)  # compares even at another rank
-        ok = tf.logical_and(tf.equal(tf.size(actual), 5), tf.reduce_all(tf.equal(padded[1:5], [t, h, w, 3])))
-        shape_ok = tf.debugging.Assert(ok, [f"frames must be uint8 [batch, {t}, {h}, {w}, 3]; got shape", actual])
+        ok = tf.logical_and(tf.equal(tf.size(actual), 5), tf.reduce_all(tf.equal(padded[1:5], [t, h, w, c])))
+        shape_ok = tf.debugging.Assert(ok, [f"frames must be uint8 [batch, {t}, {h}, {w}, {c}]; got shape", actual])
         with tf.control_dependencies([shape_ok]):
             frames = tf.identity(frames)
         return _outputs(model(frames, training=False), label_names)
 
     def classify_records(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-        parsed = records.parse(serialized, t)
+        parsed = records.parse(serialized, clip.stored_frames)
+        centre = records.centre_choice(clip)
         frames = tf.map_fn(
-            lambda jpegs: records.decode_frames(jpegs, t, h, w), parsed[records.FRAMES],
-            fn_output_signature=tf.TensorSpec([t, h, w, 3], tf.uint8),
+            lambda jpegs: records.decode_view(jpegs, clip, centre), parsed[records.FRAMES],
+            fn_output_signature=tf.TensorSpec([t, h, w, c], tf.uint8),
         )
         return classify_frames(frames)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", classify_frames, [tf.TensorSpec([None, t, h, w, 3], tf.uint8, name="frames")])
+    archive.add_endpoint("serving_default", classify_frames, [tf.TensorSpec([None, t, h, w, c], tf.uint8, name="frames")])
     archive.add_endpoint("classify_records", classify_records, [tf.TensorSpec([None], tf.string, name="records")])
     archive.write_out(path, verbose=False)
-    meta = {"num_frames": t, "height": h, "width": w, "jpeg_quality": jpeg_quality, "label_names": list(label_names)}
-    os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
-    with open(os.path.join(path, PREPROCESSING), "w") as f:
-        json.dump(meta, f, indent=1)
-
-
-def load_preprocessing(saved_model_dir: str) -> dict[str, Any]:
-    path = os.path.join(saved_model_dir, PREPROCESSING)
-    if not storage.exists(path):
-        raise FileNotFoundError(f"{path}: missing; was {saved_model_dir} written by export.py?")
-    return json.loads(storage.read_text(path))
+    export_asset.write(path, export_asset.ExportAsset(clip, tuple(label_names)))
 
 
 def next_version(base: str) -> int:

@@ -30,7 +30,9 @@ import tensorflow as tf
 
 from models import builder, multi_worker, recipes, strategy as strategy_lib
 from pipeline import storage
+from pipeline.clip_spec import ClipSpec
 from pipeline.input import make_dataset
+from pipeline.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,8 @@ class TrainConfig:
     without: tuple[str, ...] = ()  # parts of the recipe switched off (ablations)
     learning_rate: float | None = None  # None: the recipe's
     augment: float | None = None  # augmentation strength, 0 off to 1; None: the recipe's
-    frame_input: str | None = None  # rgb, diff or rgb+diff (models.builder.FRAME_INPUTS); None: the recipe's
+    frame_input: str | None = None  # models.kinds.FRAME_INPUTS; None: the recipe's
+    dropout: float | None = None  # None: the recipe's
     backbone_weights: str | None = None  # mobilenet_gru: None, "imagenet" or a weights file
     seed: int = 0
     deterministic: bool = False
@@ -58,6 +61,7 @@ class TrainConfig:
     steps_per_epoch: int = 0  # 0 = one pass over the training split
     shuffle_buffer: int = 512
     data_service: str = ""  # grpc://host:port of a tf.data service dispatcher, or "" to read locally
+    fold: int | None = None  # with a data dir of folds: the fold tested (the next one validates)
 
 
 def write_json(path: str, data: Any) -> None:
@@ -91,14 +95,14 @@ def compile_model(model: keras.Model, recipe: recipes.Recipe, total_steps: int, 
     )
 
 
-def new_state(name: str, manifest: dict[str, Any], recipe: str, frame_input: str) -> dict[str, Any]:
+def new_state(name: str, manifest: Manifest, recipe: str, frame_input: str) -> dict[str, Any]:
     return {
         "model": name,
-        "input_shape": [manifest["num_frames"], manifest["height"], manifest["width"], 3],
-        "label_names": manifest["label_names"],
+        "input_shape": list(manifest.clip.model_input_shape()),
+        "clip": manifest.clip.to_dict(),  # for export and predict: how a video becomes this model's input
+        "label_names": list(manifest.label_names),
         "recipe": recipe,
         "frame_input": frame_input,
-        "jpeg_quality": manifest.get("settings", {}).get("jpeg_quality", 90),  # for export and predict
         "epochs_run": 0,
         "history": [],
         "best_val_accuracy": None,
@@ -109,7 +113,7 @@ def new_state(name: str, manifest: dict[str, Any], recipe: str, frame_input: str
     }
 
 
-def load_state(run_dir: str, name: str, manifest: dict[str, Any], recipe: str, frame_input: str) -> dict[str, Any]:
+def load_state(run_dir: str, name: str, manifest: Manifest, recipe: str, frame_input: str) -> dict[str, Any]:
     """The saved state of a run, or a new one; refuses a run made on data of another shape, or
     with another recipe or frame input."""
     path = os.path.join(run_dir, STATE)
@@ -117,10 +121,10 @@ def load_state(run_dir: str, name: str, manifest: dict[str, Any], recipe: str, f
     if not storage.exists(path):
         return fresh
     state = json.loads(storage.read_text(path))
-    for key in ("input_shape", "label_names", "recipe", "frame_input"):
-        if state[key] != fresh[key]:
+    for key in ("input_shape", "clip", "label_names", "recipe", "frame_input"):
+        if state.get(key) != fresh[key]:
             raise ValueError(
-                f"{path}: this run was trained with {key} {state[key]}, not {fresh[key]} as asked now "
+                f"{path}: this run was trained with {key} {state.get(key)}, not {fresh[key]} as asked now "
                 "(data dir's manifest, --recipe, --frame_input); use another --model_dir"
             )
     return state
@@ -196,27 +200,29 @@ class StepLog(keras.callbacks.Callback):
 
 
 def recipe_of(config: TrainConfig) -> recipes.Recipe:
-    return recipes.get(config.recipe, config.without, config.learning_rate, config.augment, config.frame_input)
+    return recipes.get(config.recipe, config.without, learning_rate=config.learning_rate, augment=config.augment,
+                       frame_input=config.frame_input, dropout=config.dropout)
 
 
-def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]):
+def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest):
     """(distributed training dataset, validation dataset): each input pipeline (one per worker)
     reads its own share of the training shards."""
     strategy_lib.per_replica_batch(config.batch_size, strategy)  # refuses a batch the replicas cannot split
+    roles = manifest.roles(config.fold)
 
     def train_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
         return make_dataset(
-            config.data_dir, "train", ctx.get_per_replica_batch_size(config.batch_size), training=True,
+            config.data_dir, roles.train, ctx.get_per_replica_batch_size(config.batch_size), training=True,
             input_context=ctx, augment=recipe_of(config).augment, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
             deterministic=config.deterministic, manifest=manifest, data_service=config.data_service,
         )
 
     train = strategy.distribute_datasets_from_function(train_fn)
-    val = make_dataset(config.data_dir, "validation", config.batch_size, training=False, manifest=manifest)
+    val = make_dataset(config.data_dir, roles.validation, config.batch_size, training=False, manifest=manifest)
     return train, val
 
 
-def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, manifest: dict[str, Any]) -> dict[str, Any]:
+def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest) -> dict[str, Any]:
     """Train `name` to config.epochs (or early stop), resuming a previous run. Returns its state."""
     run_dir = os.path.join(config.model_dir, name)
     storage.makedirs(run_dir)
@@ -226,18 +232,14 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
         log.info("%s: already trained (%d epochs); evaluating", name, state["epochs_run"])
         return state
     train_ds, val_ds = input_datasets(config, strategy, manifest)
-    n_train = manifest["splits"]["train"]["num_examples"]
+    n_train = manifest.count(manifest.roles(config.fold).train)
     steps = config.steps_per_epoch or max(1, n_train // config.batch_size)
     with strategy.scope():
         if state["latest"]:
             log.info("%s: resuming after epoch %d from %s", name, state["epochs_run"], state["latest"])
             model = keras.models.load_model(os.path.join(run_dir, state["latest"]))
         else:
-            t, h, w, _ = state["input_shape"]
-            model = builder.build_model(
-                name, num_frames=t, height=h, width=w, num_classes=len(manifest["label_names"]),
-                feature_norm=recipes.normalizes_features(recipe, name), frame_input=recipe.frame_input, backbone_weights=config.backbone_weights,
-            )
+            model = build(name, manifest.clip, len(manifest.label_names), recipe, config.backbone_weights)
             compile_model(model, recipe, steps * config.epochs, config.jit_compile)
     chief = is_chief(strategy)
     callbacks: list[keras.callbacks.Callback] = [Checkpointing(run_dir, state, steps * config.batch_size, config.early_stopping, chief)]
@@ -258,6 +260,15 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
         )
     log.info("%s: trained %d epochs; weights digest %s", name, state["epochs_run"], weights_digest(model))
     return state
+
+
+def build(name: str, clip: ClipSpec, num_classes: int, recipe: recipes.Recipe, backbone_weights: str | None = None) -> keras.Model:
+    """The model `name` for clips of `clip`, with what the recipe changes of it (input, normalization)."""
+    return builder.build_model(
+        name, num_frames=clip.num_frames, height=clip.height, width=clip.width, num_classes=num_classes,
+        feature_norm=recipes.normalizes_features(recipe, name), frame_input=recipe.frame_input,
+        backbone_weights=backbone_weights, frames_per_step=clip.frames_per_step, dropout=recipe.dropout,
+    )
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

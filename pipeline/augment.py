@@ -35,7 +35,8 @@ def ranges(strength: float) -> dict[str, tuple[float, float]]:
 
 
 def augment_clip(frames: tf.Tensor, seed: tf.Tensor, strength: float = 1.0) -> tf.Tensor:
-    """frames: uint8 [T, H, W, 3]; seed: int64 [2]. Returns uint8 [T, H, W, 3]."""
+    """frames: uint8 [T, H, W, C] (C = 3, or 6 with each frame's successor: both get the same draw);
+    seed: int64 [2]. Returns uint8 [T, H, W, C]."""
     r = ranges(strength)
     seeds = tf.random.experimental.stateless_split(seed, num=6)
     shape = tf.shape(frames)
@@ -55,11 +56,3 @@ def augment_clip(frames: tf.Tensor, seed: tf.Tensor, strength: float = 1.0) -> t
     x = (x - mean) * contrast + mean + tf.random.stateless_uniform([], seeds[5], *r["brightness"])
     return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)
 
-
-def apply(ds: tf.data.Dataset, seed: int | None, strength: float = 1.0) -> tf.data.Dataset:
-    """Augment a dataset of (frames, label) clip by clip, with a seed per clip."""
-    ranges(strength)  # refuses a strength out of range here, not inside tf.data
-    seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    return tf.data.Dataset.zip(ds, seeds).map(
-        lambda clip, s: (augment_clip(clip[0], s, strength), clip[1]), num_parallel_calls=tf.data.AUTOTUNE
-    )

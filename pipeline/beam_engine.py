@@ -15,13 +15,15 @@ Apache Beam is an optional extra: `pip install .[beam]`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
 from typing import Sequence
 
-from pipeline import shards, storage, writer
+from pipeline import storage, writer
 from pipeline.frames import read_encoded_clip
+from pipeline.manifest import Shard
 from pipeline.workers import describe_error
 
 INSTALL_HINT = "Apache Beam is not installed; install the optional extra: pip install '.[beam]'"
@@ -50,7 +52,7 @@ def _info_path(out_dir: str, job: writer.ShardJob) -> str:
 
 def _write_one_shard(job: writer.ShardJob, out_dir: str) -> None:
     info = writer.write_shard_job(out_dir, job)
-    storage.write_atomic(_info_path(out_dir, job), json.dumps(info.__dict__))
+    storage.write_atomic(_info_path(out_dir, job), json.dumps(dataclasses.asdict(info)))
 
 
 class BeamEngine:
@@ -79,7 +81,7 @@ class BeamEngine:
     def encode(self, todo: Sequence[writer.Planned], label_names: Sequence[str], settings: writer.Settings, out_dir: str) -> None:
         self._run("encode", list(todo), _encode_one, list(label_names), settings, out_dir)
 
-    def write_shards(self, out_dir: str, jobs: Sequence[writer.ShardJob]) -> list[shards.ShardInfo]:
+    def write_shards(self, out_dir: str, jobs: Sequence[writer.ShardJob]) -> list[Shard]:
         storage.makedirs(os.path.join(out_dir, writer.WORK_DIR, "shards"))
         self._run("write shard", list(jobs), _write_one_shard, out_dir)
-        return [shards.ShardInfo(**json.loads(storage.read_text(_info_path(out_dir, job)))) for job in jobs]
+        return [Shard(**json.loads(storage.read_text(_info_path(out_dir, job)))) for job in jobs]

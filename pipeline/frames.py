@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from pipeline import sampler, storage
+from pipeline.clip_spec import ClipSpec, sample_indices
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -46,17 +47,6 @@ class Clip:
 def is_video_file(name: str) -> bool:
     """True when the file name has a known video extension, in any case."""
     return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
-
-
-def sample_indices(num_available: int, num_frames: int) -> list[int]:
-    """Indices of `num_frames` frames spread evenly over `num_available` frames.
-
-    Each index is the centre of one of `num_frames` equal stretches, so the first and last
-    stretches are treated alike. With fewer frames than asked, frames repeat in order.
-    """
-    if num_available < 1 or num_frames < 1:
-        raise ValueError(f"need num_available >= 1 and num_frames >= 1, got {num_available}, {num_frames}")
-    return [min(num_available - 1, ((2 * k + 1) * num_available) // (2 * num_frames)) for k in range(num_frames)]
 
 
 def letterbox(frame: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -158,7 +148,13 @@ def _collect(path: str, plan: Sequence[int], convert: Callable[[av.VideoFrame], 
 
 
 def read_clip(path: str, num_frames: int, height: int, width: int) -> Clip:
-    """Decode `path` and keep `num_frames` frames spread evenly over the frames it really holds.
+    """Decode `path` and keep `num_frames` frames spread evenly over the frames it really holds."""
+    return read_frames(path, lambda n: sample_indices(n, num_frames), height, width)
+
+
+def read_frames(path: str, plan_for: Callable[[int], list[int]], height: int, width: int) -> Clip:
+    """Decode `path` and keep the frames `plan_for(frames it really holds)` names, in that order
+    (an index may repeat).
 
     Frame-accurate: frame i of the clip is exactly decoded frame `indices[i]` (in display
     order), bit for bit what a full sequential decode gives. The fast path (`sampler`) decodes
@@ -170,26 +166,31 @@ def read_clip(path: str, num_frames: int, height: int, width: int) -> Clip:
     if storage.is_remote(path):
         with storage.local_copy(path) as local:
             try:
-                return read_clip(local, num_frames, height, width)
+                return read_frames(local, plan_for, height, width)
             except VideoError as e:
                 raise VideoError(str(e).replace(local, path)) from None
-    fast = sampler.read_planned(path, _open, lambda n: sample_indices(n, num_frames), _converter(path, height, width))
+    fast = sampler.read_planned(path, _open, plan_for, _converter(path, height, width))
     if fast is not None:
         kept, plan, decoded = fast
         return Clip(frames=np.stack([kept[i] for i in plan]), indices=tuple(plan), frames_decoded=decoded)
-    return read_clip_sequential(path, num_frames, height, width)
+    return read_frames_sequential(path, plan_for, height, width)
 
 
 def read_clip_sequential(path: str, num_frames: int, height: int, width: int) -> Clip:
-    """read_clip by decoding every frame in order: the reference method, and the fallback."""
+    """read_clip by decoding every frame in order: the reference method."""
+    return read_frames_sequential(path, lambda n: sample_indices(n, num_frames), height, width)
+
+
+def read_frames_sequential(path: str, plan_for: Callable[[int], list[int]], height: int, width: int) -> Clip:
+    """read_frames by decoding every frame in order: the reference method, and the fallback."""
     guess = _count_packets(path)
     convert = _converter(path, height, width)
-    plan = sample_indices(max(guess, 1), num_frames)
+    plan = plan_for(max(guess, 1))
     kept, decoded = _collect(path, plan, convert)
     if decoded == 0:
         raise VideoError(f"{path}: no decodable video frame")
     if decoded != guess:
-        plan = sample_indices(decoded, num_frames)
+        plan = plan_for(decoded)
         kept, decoded_again = _collect(path, plan, convert)
         if decoded_again != decoded or not set(plan) <= kept.keys():
             raise VideoError(f"{path}: decoder gave {decoded} then {decoded_again} frames; unstable file")
@@ -209,9 +210,18 @@ def encode_jpeg(frames: np.ndarray, quality: int) -> list[bytes]:
     return out
 
 
-def read_encoded_clip(job: tuple[str, int, int, int, int]) -> tuple[list[bytes], tuple[int, ...], int]:
-    """prepare's per-video task: (path, num_frames, height, width, jpeg_quality) to
-    (JPEG per frame, frame indices, frames decoded). Runs in a worker process."""
-    path, num_frames, height, width, quality = job
-    clip = read_clip(path, num_frames, height, width)
-    return encode_jpeg(clip.frames, quality), clip.indices, clip.frames_decoded
+@dataclasses.dataclass(frozen=True)
+class EncodedClip:
+    """A clip as prepare stores it: a JPEG per stored frame (ClipSpec order) and where each came from."""
+
+    jpegs: tuple[bytes, ...]
+    indices: tuple[int, ...]
+    frames_decoded: int
+
+
+def read_encoded_clip(job: tuple[str, ClipSpec]) -> EncodedClip:
+    """prepare's (and predict's) per-video task: (path, spec) to the stored frames of the clip
+    the spec describes, JPEG-encoded at its quality. Runs in a worker process."""
+    path, spec = job
+    clip = read_frames(path, spec.plan, spec.height, spec.width)
+    return EncodedClip(tuple(encode_jpeg(clip.frames, spec.jpeg_quality)), clip.indices, clip.frames_decoded)

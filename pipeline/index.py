@@ -139,10 +139,32 @@ def split_videos(
     """
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
         raise DatasetError(f"split fractions must be three non-negative numbers summing to 1, got {list(fractions)}")
+    return _deal(videos, dict(zip(SPLITS, fractions)), seed)
+
+
+def split_folds(videos: Sequence[Video], num_folds: int, seed: int = 0) -> dict[str, list[Video]]:
+    """K folds for cross-validation (fold0 ... fold{K-1}), dealt like split_videos with equal
+    targets: every group in exactly one fold. With one group per actor and K actors this is
+    leave-one-actor-out. Refuses fewer groups than folds, and fixed splits from a CSV."""
+    if num_folds < 2:
+        raise DatasetError(f"--num_folds must be >= 2, got {num_folds}")
+    fixed = [v for v in videos if v.split]
+    if fixed:
+        raise DatasetError(f"{fixed[0].path}: has a fixed split ({fixed[0].split}) in the index CSV; folds are dealt by group")
+    groups = {v.group for v in videos}
+    if len(groups) < num_folds:
+        raise DatasetError(f"--num_folds={num_folds} needs at least {num_folds} groups, found {len(groups)}; "
+                           "check --group_regex or ask for fewer folds")
+    return _deal(videos, {f"fold{i}": 1.0 / num_folds for i in range(num_folds)}, seed)
+
+
+def _deal(videos: Sequence[Video], target: dict[str, float], seed: int) -> dict[str, list[Video]]:
+    """Deal groups to the named splits (largest first, seeded ties) by per-class deficit against
+    the target fractions; then shuffle each split (seeded)."""
+    names = list(target)
     rng = np.random.default_rng(seed)
-    target = dict(zip(SPLITS, fractions))
-    counts = {s: collections.Counter() for s in SPLITS}
-    out: dict[str, list[Video]] = {s: [] for s in SPLITS}
+    counts = {s: collections.Counter() for s in names}
+    out: dict[str, list[Video]] = {s: [] for s in names}
     for v in videos:
         if v.split:
             out[v.split].append(v)
@@ -160,10 +182,10 @@ def split_videos(
         def deficit(s: str) -> float:
             return sum(n * (target[s] * totals[c] - counts[s][c]) for c, n in per_class.items())
 
-        best = max(SPLITS, key=lambda s: (deficit(s), -SPLITS.index(s)))
+        best = max(names, key=lambda s: (deficit(s), -names.index(s)))
         out[best].extend(groups[key])
         counts[best].update(per_class)
-    for s in SPLITS:
+    for s in names:
         out[s].sort(key=lambda v: v.source)
         out[s] = [out[s][i] for i in rng.permutation(len(out[s]))]
     return out

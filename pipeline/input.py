@@ -1,9 +1,12 @@
-"""Shards to a `tf.data.Dataset` of (frames uint8 [B, T, H, W, 3], labels int32 [B]).
+"""Shards to a `tf.data.Dataset` of (frames uint8 [B, T, H, W, 3P], labels int32 [B]).
 
+Decoding (a record to one view of its clip: `eval_decoder`, `train_decoder`) is kept apart from
+the two pipelines that use it:
 Train: shard by input pipeline (files when there are enough, else examples), reshuffle files
 every epoch, parallel interleave, shuffle serialized clips (small: JPEG bytes, not pixels),
-repeat, parallel decode, optional augmentation, batch, prefetch.
-Eval: every example exactly once, in manifest order, no augmentation.
+repeat, parallel decode of a random candidate per segment, optional augmentation, batch,
+prefetch. The tf.data service path composes the same decoding.
+Eval: every example exactly once, in manifest order, the centre candidate, no augmentation.
 
 Each shard is read with its record count from the manifest: a corrupt or truncated shard fails
 with an error naming the shard, instead of TensorFlow's nameless DataLossError.
@@ -11,13 +14,14 @@ with an error naming the shard, instead of TensorFlow's nameless DataLossError.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Sequence
 
 import tensorflow as tf
 
 from pipeline import augment as augment_lib
 from pipeline import manifest as manifest_lib
 from pipeline import records
+from pipeline.clip_spec import ClipSpec
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -43,28 +47,61 @@ def _checked_records(path: tf.Tensor, expected: tf.Tensor) -> tf.data.Dataset:
     return counted.filter(lambda r, e, n: tf.logical_not(check(r, e, n))).map(lambda r, e, n: r)
 
 
-def _decoder(manifest: dict[str, Any]):
-    t, h, w = manifest["num_frames"], manifest["height"], manifest["width"]
+def _parsed(serialized: tf.Tensor, spec: ClipSpec) -> tuple[tf.Tensor, tf.Tensor]:
+    """A serialized record to (JPEG strings [stored_frames], label int32 [])."""
+    parsed = tf.io.parse_single_example(serialized, records.feature_spec(spec.stored_frames))
+    return parsed[records.FRAMES], tf.cast(parsed[records.LABEL], tf.int32)
+
+
+def eval_decoder(spec: ClipSpec, view: int | None = None):
+    """Record -> (frames uint8 [T, H, W, 3P], label): the centre candidate of each segment, or
+    candidate `view` of each (test-time views)."""
+    if view is not None and not 0 <= view < spec.candidates:
+        raise ValueError(f"view must be in [0, {spec.candidates}) for clips of {spec.candidates} candidates, got {view}")
+    choice = records.centre_choice(spec) if view is None else tf.fill([spec.num_frames], view)
 
     def decode(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        parsed = tf.io.parse_single_example(serialized, records.feature_spec(t))
-        frames = records.decode_frames(parsed[records.FRAMES], t, h, w)
-        return frames, tf.cast(parsed[records.LABEL], tf.int32)
+        jpegs, label = _parsed(serialized, spec)
+        return records.decode_view(jpegs, spec, choice), label
 
     return decode
 
 
-def _files(data_dir: str, manifest: dict[str, Any], split: str) -> tf.data.Dataset:
-    paths = manifest_lib.shard_paths(data_dir, manifest, split)
-    counts = [s["num_examples"] for s in manifest["splits"][split]["shards"]]
+def train_decoder(spec: ClipSpec, augment: float):
+    """(record, seed int64 [2]) -> (frames, label): a random candidate per segment, then the
+    augmentation at strength `augment` (0: none), both drawn from the clip's own seed."""
+
+    def decode(serialized: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        jpegs, label = _parsed(serialized, spec)
+        seeds = tf.random.experimental.stateless_split(seed, num=2)
+        frames = records.decode_view(jpegs, spec, records.random_choice(spec, seeds[0]))
+        if augment:
+            frames = augment_lib.augment_clip(frames, seeds[1], augment)
+        return frames, label
+
+    return decode
+
+
+def _decoded_for_training(ds: tf.data.Dataset, spec: ClipSpec, augment: float, seed: int | None) -> tf.data.Dataset:
+    """Records to training clips: a seed per clip, then parallel decode (and augmentation)."""
+    if augment:
+        augment_lib.ranges(augment)  # refuses a strength out of range here, not inside tf.data
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    return tf.data.Dataset.zip(ds, seeds).map(train_decoder(spec, float(augment)), num_parallel_calls=AUTOTUNE)
+
+
+def _files(data_dir: str, manifest: manifest_lib.Manifest, splits: Sequence[str]) -> tuple[tf.data.Dataset, list[int]]:
+    """(dataset of (shard path, record count), the counts) over the named splits' shards."""
+    paths = manifest_lib.shard_paths(data_dir, manifest, splits)
+    counts = [s.num_examples for s in manifest.shards(splits)]
     if not paths:
-        raise ValueError(f"{manifest_lib.path_in(data_dir)}: split {split!r} has no examples")
-    return tf.data.Dataset.from_tensor_slices((paths, tf.constant(counts, tf.int64)))
+        raise ValueError(f"{manifest_lib.path_in(data_dir)}: split {'+'.join(splits)!r} has no examples")
+    return tf.data.Dataset.from_tensor_slices((paths, tf.constant(counts, tf.int64))), counts
 
 
 def make_dataset(
     data_dir: str,
-    split: str,
+    splits: str | Sequence[str],
     batch_size: int,
     *,
     training: bool,
@@ -72,64 +109,61 @@ def make_dataset(
     augment: float = 0.0,
     seed: int | None = None,
     shuffle_buffer: int = 512,
-    cache: bool = False,
     deterministic: bool = False,
-    manifest: dict[str, Any] | None = None,
+    manifest: manifest_lib.Manifest | None = None,
     data_service: str = "",
+    view: int | None = None,
 ) -> tf.data.Dataset:
-    """A dataset of (frames uint8 [batch, T, H, W, 3], labels int32 [batch]).
+    """A dataset of (frames uint8 [batch, T, H, W, 3P], labels int32 [batch]) over one split or
+    several (e.g. the training folds of a cross-validation run), read in the order given.
 
     batch_size is per input pipeline (with distribution: the per-replica batch size).
-    Training repeats forever and drops the last partial batch; evaluation does neither.
-    augment is the augmentation's strength (pipeline.augment): 0 off, 1 (or True) the full ranges.
-    cache=True keeps decoded clips in memory (small data sets only).
+    Training repeats forever, drops the last partial batch, draws a candidate per segment and
+    augments (strength `augment`: 0 off, 1 the full ranges); evaluation reads every example once,
+    in manifest order, and takes the centre candidate, or candidate `view` of every segment.
     data_service="grpc://host:port" moves reading, shuffling, decoding and augmentation to
     tf.data service workers (training only); every example arrives once per epoch.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     manifest = manifest or manifest_lib.load(data_dir)
+    names = manifest_lib.as_names(splits)
+    files, counts = _files(data_dir, manifest, names)
     if data_service:
-        return _from_service(data_dir, manifest, split, batch_size, training, input_context, augment, seed, shuffle_buffer, data_service)
-    files = _files(data_dir, manifest, split)
-    counts = [s["num_examples"] for s in manifest["splits"][split]["shards"]]
+        return _from_service(files, counts, manifest.clip, batch_size, training, input_context, augment, seed, shuffle_buffer, data_service)
     pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     by_files = pipelines > 1 and len(counts) >= pipelines
     if by_files:
         files = files.shard(pipelines, pipeline_id)
         counts = counts[pipeline_id::pipelines]
-    num_files = len(counts)
     options = tf.data.Options()
     options.deterministic = deterministic or not training
     # We shard ourselves; tf.distribute's auto-sharding would shard a second time.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    if training and not cache:
-        files = files.shuffle(num_files, seed=seed, reshuffle_each_iteration=True)
-        ds = files.interleave(_checked_records, cycle_length=min(num_files, 8), num_parallel_calls=AUTOTUNE)
+    if training:
+        files = files.shuffle(len(counts), seed=seed, reshuffle_each_iteration=True)
+        ds = files.interleave(_checked_records, cycle_length=min(len(counts), 8), num_parallel_calls=AUTOTUNE)
     else:
         ds = files.flat_map(_checked_records)  # one shard after another: manifest order
         # A known length lets Keras see the end of an evaluation without running into it.
         ds = ds.apply(tf.data.experimental.assert_cardinality(sum(counts)))
     if pipelines > 1 and not by_files:
         ds = ds.shard(pipelines, pipeline_id)
-    if training and not cache:
+    if training:
         # Shuffle clips (as JPEG bytes, not pixels) before repeating, so each epoch is one pass:
         # exactly when deterministic; otherwise parallel decode may finish a clip of the next
         # epoch before the last few of this one, which then open the next epoch.
         ds = ds.shuffle(min(shuffle_buffer, sum(counts)), seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.map(_decoder(manifest), num_parallel_calls=AUTOTUNE)
-    if cache:
-        ds = ds.cache()
-        if training:
-            ds = ds.shuffle(min(shuffle_buffer, sum(counts)), seed=seed, reshuffle_each_iteration=True).repeat()
-    if training and augment:
-        ds = augment_lib.apply(ds, seed, float(augment))
+        ds = _decoded_for_training(ds, manifest.clip, augment, seed)
+    else:
+        ds = ds.map(eval_decoder(manifest.clip, view), num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE).with_options(options)
 
 
-def _from_service(data_dir, manifest, split, batch_size, training, input_context, augment, seed, shuffle_buffer, service):
+def _from_service(files, counts, spec: ClipSpec, batch_size: int, training: bool, input_context, augment: float,
+                  seed: int | None, shuffle_buffer: int, service: str) -> tf.data.Dataset:
     """Training input through tf.data service: workers read, shuffle, decode and augment one
     epoch, handing out shards dynamically (each file to one worker, so each clip once); this
     process repeats and batches."""
@@ -138,12 +172,8 @@ def _from_service(data_dir, manifest, split, batch_size, training, input_context
     if input_context is not None and input_context.num_input_pipelines > 1:
         raise ValueError("data_service: one input pipeline per job is supported; use one host per job")
     # No file shuffle here: with dynamic sharding the dispatcher decides which file goes where.
-    files = _files(data_dir, manifest, split)
-    n = manifest["splits"][split]["num_examples"]
-    ds = files.interleave(_checked_records, cycle_length=min(len(manifest["splits"][split]["shards"]), 8), num_parallel_calls=AUTOTUNE)
-    ds = ds.shuffle(min(shuffle_buffer, n), seed=seed).map(_decoder(manifest), num_parallel_calls=AUTOTUNE)
-    if augment:
-        ds = augment_lib.apply(ds, seed, float(augment))
+    ds = files.interleave(_checked_records, cycle_length=min(len(counts), 8), num_parallel_calls=AUTOTUNE)
+    ds = _decoded_for_training(ds.shuffle(min(shuffle_buffer, sum(counts)), seed=seed), spec, augment, seed)
     ds = ds.apply(
         tf.data.experimental.service.distribute(tf.data.experimental.service.ShardingPolicy.DYNAMIC, service=service)
     )

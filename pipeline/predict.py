@@ -3,7 +3,7 @@
     python -m pipeline.predict --saved_model=exported/cnn_gru/1 video.mp4 [more.mp4 ...] [--top_k=3] [--json]
 
 Each video goes through exactly what prepare does to it (`frames.read_encoded_clip`: decode,
-sample, letterbox, JPEG at the training data's quality) and into the SavedModel's
+sample, letterbox, JPEG at the training data's quality, by the ClipSpec the export carries) and into the SavedModel's
 `classify_records` signature, which parses and decodes it with the training pipeline's own code:
 no train/serve skew. An unreadable video is reported and the others still run; the exit code is
 non-zero if any failed.
@@ -18,6 +18,9 @@ from typing import Any
 
 from absl import app, flags
 
+from pipeline import export_asset
+from pipeline.clip_spec import ClipSpec
+
 FLAGS = flags.FLAGS
 
 
@@ -27,12 +30,12 @@ def _define_flags() -> None:  # only when run as a program: the functions below 
     flags.DEFINE_bool("json", False, "Print one JSON object per video instead of text.")
 
 
-def video_record(path: str, meta: dict[str, Any]) -> bytes:
+def video_record(path: str, clip: ClipSpec) -> bytes:
     """The serialized record prepare would write for this video (label unknown: -1)."""
     from pipeline import frames, records
 
-    jpegs, indices, decoded = frames.read_encoded_clip((path, meta["num_frames"], meta["height"], meta["width"], meta["jpeg_quality"]))
-    return records.encode(jpegs, indices, decoded, -1, "", path)
+    encoded = frames.read_encoded_clip((path, clip))
+    return records.encode(encoded.jpegs, encoded.indices, encoded.frames_decoded, -1, "", path)
 
 
 def top_classes(probabilities, label_names: list[str], k: int) -> list[dict[str, Any]]:
@@ -44,21 +47,20 @@ def predict(saved_model_dir: str, paths: list[str], top_k: int) -> list[dict[str
     """One result per path: {'video', 'top': [...], 'seconds'} or {'video', 'error'}."""
     import tensorflow as tf
 
-    from models import serving
     from pipeline.frames import VideoError
 
-    meta = serving.load_preprocessing(saved_model_dir)
+    asset = export_asset.read(saved_model_dir)
     classify = tf.saved_model.load(saved_model_dir).signatures["classify_records"]
     results = []
     for path in paths:
         start = time.perf_counter()
         try:
-            record = video_record(path, meta)
+            record = video_record(path, asset.clip)
         except (VideoError, OSError) as e:
             results.append({"video": path, "error": str(e)})
             continue
         probs = classify(records=tf.constant([record]))["probabilities"].numpy()[0]
-        results.append({"video": path, "top": top_classes(probs, meta["label_names"], top_k), "seconds": time.perf_counter() - start})
+        results.append({"video": path, "top": top_classes(probs, list(asset.label_names), top_k), "seconds": time.perf_counter() - start})
     return results
 
 

@@ -14,6 +14,7 @@ import sys
 from absl import app, flags, logging
 
 from pipeline import index
+from pipeline.clip_spec import ClipSpec
 
 # Decoding workers are spawned and re-import this module by name, so it must not import
 # TensorFlow at import time: `writer` (which does) is imported inside main().
@@ -23,12 +24,18 @@ flags.DEFINE_string("data_dir", None, "Class-per-folder video tree (folder name 
 flags.DEFINE_string("index_csv", None, "CSV with columns path,label[,group][,split]; paths relative to --data_dir or the CSV's folder.")
 flags.DEFINE_string("output_dir", None, "Where shards and manifest.json go.")
 flags.DEFINE_list("label_names", None, "Class names in label-id order (default: sorted folder names).")
-flags.DEFINE_integer("num_frames", 10, "Frames kept per clip, spread evenly over the video.")
+flags.DEFINE_integer("num_frames", 10, "Time steps per clip: the video is cut into this many equal segments.")
+flags.DEFINE_integer("candidates", 1, "Frames kept per segment (odd): training draws one at random each epoch, "
+                     "evaluation and serving take the centre one (TSN's segment sampling).")
+flags.DEFINE_bool("with_next", False, "Also keep the frame right after each kept one, for short-term motion "
+                  "(--frame_input=next_diff: TSN's RGB difference).")
 flags.DEFINE_integer("height", 240, "Frame height after letterboxing.")
 flags.DEFINE_integer("width", 320, "Frame width after letterboxing.")
 flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of stored frames (1-100).")
 flags.DEFINE_float("shard_size_mb", 64.0, "Target shard size in MiB.")
 flags.DEFINE_list("split_fractions", ["0.7", "0.15", "0.15"], "train,validation,test fractions.")
+flags.DEFINE_integer("num_folds", 0, "Write K folds by --group_regex group for cross-validation (train.py --folds) "
+                     "instead of the three splits; with one group per actor, K = actors is leave-one-actor-out.")
 flags.DEFINE_integer("seed", 0, "Seed of the split and of the order of clips within a split.")
 flags.DEFINE_string("group_regex", "", "Regex whose first group, on the file name, names a group kept in one split (e.g. an actor).")
 flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Decoding processes.")
@@ -72,20 +79,25 @@ def main(argv: list[str]) -> None:
         sys.exit(f"prepare: error: {e}")
 
     try:
+        clip = ClipSpec(
+            num_frames=FLAGS.num_frames, height=FLAGS.height, width=FLAGS.width, jpeg_quality=FLAGS.jpeg_quality,
+            candidates=FLAGS.candidates, with_next=FLAGS.with_next,
+        )
         settings = writer.Settings(
-            num_frames=FLAGS.num_frames,
-            height=FLAGS.height,
-            width=FLAGS.width,
-            jpeg_quality=FLAGS.jpeg_quality,
+            clip=clip,
             shard_size_mb=FLAGS.shard_size_mb,
             split_fractions=tuple(float(x) for x in FLAGS.split_fractions),
+            num_folds=FLAGS.num_folds,
             seed=FLAGS.seed,
             group_regex=FLAGS.group_regex,
             video_timeout=FLAGS.video_timeout,
         )
         label_names, videos = index.resolve_labels(_videos(), FLAGS.label_names)
         videos = index.assign_groups(videos, settings.group_regex)
-        by_split = index.split_videos(videos, settings.split_fractions, settings.seed)
+        if settings.num_folds:
+            by_split = index.split_folds(videos, settings.num_folds, settings.seed)
+        else:
+            by_split = index.split_videos(videos, settings.split_fractions, settings.seed)
         logging.info("%d videos in %d classes: %s", len(videos), len(label_names), ", ".join(label_names))
         writer.write_dataset(
             by_split, label_names, FLAGS.output_dir, settings, FLAGS.num_workers, FLAGS.overwrite, FLAGS.data_dir or "",

@@ -3,10 +3,14 @@
 The only place that names feature keys or says how a clip is encoded. The writer, the input
 function, verify, export's record signature and predict all go through here.
 
+Schema version 2 (the manifest's format_version 2 and its `clip` spec): N = ClipSpec.stored_frames
+= T segments x K candidates x P (2 with the next frame), in ClipSpec order; version 1 is the case
+K = 1, P = 1 (N = T).
+
 | key                      | type         | value                                             |
 |--------------------------|--------------|---------------------------------------------------|
-| clip/frames              | bytes  x T   | JPEG of each RGB frame, H x W                      |
-| clip/frame_indices       | int64  x T   | index of each kept frame among decoded frames      |
+| clip/frames              | bytes  x N   | JPEG of each stored RGB frame, H x W               |
+| clip/frame_indices       | int64  x N   | index of each stored frame among decoded frames    |
 | clip/frames_decoded      | int64        | frames the source video really holds               |
 | clip/label               | int64        | label id (position in the manifest's label_names)  |
 | clip/label_name          | bytes        | label name, UTF-8                                  |
@@ -18,6 +22,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import tensorflow as tf
+
+from pipeline.clip_spec import ClipSpec
 
 FRAMES = "clip/frames"
 FRAME_INDICES = "clip/frame_indices"
@@ -63,7 +69,7 @@ def encode(
 
 
 def feature_spec(num_frames: int) -> dict[str, tf.io.FixedLenFeature]:
-    """The parsing spec for records of `num_frames` frames."""
+    """The parsing spec for records of `num_frames` stored frames (ClipSpec.stored_frames)."""
     return {
         FRAMES: tf.io.FixedLenFeature([num_frames], tf.string),
         FRAME_INDICES: tf.io.FixedLenFeature([num_frames], tf.int64),
@@ -75,7 +81,8 @@ def feature_spec(num_frames: int) -> dict[str, tf.io.FixedLenFeature]:
 
 
 def parse(serialized: tf.Tensor, num_frames: int) -> dict[str, tf.Tensor]:
-    """Parse a batch of serialized records (string [N]) into a dict of [N, ...] tensors."""
+    """Parse a batch of serialized records (string [B]) into a dict of [B, ...] tensors; num_frames
+    is the stored frame count (ClipSpec.stored_frames)."""
     return tf.io.parse_example(serialized, feature_spec(num_frames))
 
 
@@ -96,3 +103,34 @@ def decode_frames(jpegs: tf.Tensor, num_frames: int, height: int, width: int) ->
         clip = tf.identity(clip)
     clip.set_shape([num_frames, height, width, 3])  # static only: the assertion above checked it
     return clip
+
+
+def view_positions(spec: ClipSpec, choice: tf.Tensor) -> tf.Tensor:
+    """Stored positions of one view: candidate choice[t] (int32 [T]) of each segment t, with its
+    pair. Returns int32 [T * P] in the order (t, p)."""
+    t = tf.range(spec.num_frames, dtype=tf.int32)
+    first = (t * spec.candidates + tf.cast(choice, tf.int32)) * spec.frames_per_step
+    return tf.reshape(first[:, None] + tf.range(spec.frames_per_step, dtype=tf.int32)[None, :], [-1])
+
+
+def centre_choice(spec: ClipSpec) -> tf.Tensor:
+    """The view evaluation and serving take: the centre candidate of every segment. int32 [T]."""
+    return tf.fill([spec.num_frames], tf.constant(spec.centre, tf.int32))
+
+
+def random_choice(spec: ClipSpec, seed: tf.Tensor) -> tf.Tensor:
+    """TSN's training draw: one candidate per segment, uniformly, stateless. int32 [T]."""
+    return tf.random.stateless_uniform([spec.num_frames], seed, 0, spec.candidates, dtype=tf.int32)
+
+
+def decode_view(jpegs: tf.Tensor, spec: ClipSpec, choice: tf.Tensor) -> tf.Tensor:
+    """A record's JPEGs (string [stored_frames]) to the model's input for one view: uint8
+    [T, H, W, 3 * P], each time step's frame and (with_next) its successor stacked on channels.
+    Only the T * P chosen JPEGs are decoded."""
+    chosen = tf.gather(jpegs, view_positions(spec, choice))
+    frames = decode_frames(chosen, spec.num_frames * spec.frames_per_step, spec.height, spec.width)
+    if spec.frames_per_step == 1:
+        return frames
+    pairs = tf.reshape(frames, [spec.num_frames, spec.frames_per_step, spec.height, spec.width, 3])
+    stacked = tf.reshape(tf.transpose(pairs, [0, 2, 3, 1, 4]), spec.model_input_shape())
+    return stacked

@@ -6,25 +6,18 @@ plans exactly the shards an uninterrupted run would.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import os
 import re
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import tensorflow as tf
 
+from pipeline.manifest import Example, Shard, Split
+
 SUFFIX = ".tfrecord"
-_NAME = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord$")
-
-
-@dataclasses.dataclass(frozen=True)
-class ShardInfo:
-    file: str
-    num_examples: int
-    num_bytes: int
-    sha256: str
+_NAME = re.compile(r"^(?P<split>[a-z]+\d*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord$")
 
 
 def shard_count(total_bytes: int, shard_bytes: int) -> int:
@@ -59,11 +52,11 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def describe(path: str, num_examples: int) -> ShardInfo:
-    return ShardInfo(os.path.basename(path), num_examples, tf.io.gfile.stat(path).length, file_sha256(path))
+def describe(path: str, num_examples: int) -> Shard:
+    return Shard(os.path.basename(path), num_examples, tf.io.gfile.stat(path).length, file_sha256(path))
 
 
-def write_shard(path: str, records: Iterable[bytes]) -> ShardInfo:
+def write_shard(path: str, records: Iterable[bytes]) -> Shard:
     """Write records under a temporary name, then rename: `path` never holds a partial shard."""
     tmp = f"{path}.tmp-{os.getpid()}"
     count = 0
@@ -73,3 +66,16 @@ def write_shard(path: str, records: Iterable[bytes]) -> ShardInfo:
             count += 1
     tf.io.gfile.rename(tmp, path, overwrite=True)
     return describe(path, count)
+
+
+def write_split(out_dir: str, split: str, records: Sequence[bytes], examples: Sequence[Example], num_shards: int) -> Split:
+    """Write one split's records (in order) as `num_shards` shards (fewer for fewer records);
+    returns the split as the manifest records it. An empty split writes no shard."""
+    if len(records) != len(examples):
+        raise ValueError(f"{len(records)} records but {len(examples)} examples")
+    infos = []
+    if records:
+        bounds = shard_boundaries(len(records), num_shards)
+        for k, (a, b) in enumerate(bounds):
+            infos.append(write_shard(os.path.join(out_dir, shard_file_name(split, k, len(bounds))), records[a:b]))
+    return Split(tuple(infos), tuple(examples))

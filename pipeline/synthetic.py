@@ -1,6 +1,7 @@
 """Built-in data: short, dark, noisy clips of the 12 NoctAct classes, each with its own motion.
 
     python -m pipeline.synthetic --output_dir=DIR [--clips_per_class=N] [--seed=S]
+    python -m pipeline.synthetic --nightify=SRC --output_dir=DST   # a night copy of real videos
 
 An "actor" (a dim body with a head and a hand) moves on a dark noisy background; each class
 moves differently (a run crosses the frame, boxing jabs, waving circles above the head...).
@@ -80,7 +81,7 @@ MOTIONS: dict[str, Callable[[float, int], Pose]] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class ClipSpec:
+class VideoSpec:
     """What one generated video looks like."""
 
     label_name: str
@@ -125,7 +126,7 @@ def _draw_frame(pose: Pose, w: int, h: int, scale: float, light: float, noise: f
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def render(spec: ClipSpec) -> list[np.ndarray]:
+def render(spec: VideoSpec) -> list[np.ndarray]:
     """The BGR frames of one clip, as OpenCV writes them."""
     if spec.hard:
         return render_hard(spec)
@@ -202,7 +203,7 @@ def _background(sc: Scene, w: int, h: int, t: float) -> np.ndarray:
     return img
 
 
-def render_hard(spec: ClipSpec) -> list[np.ndarray]:
+def render_hard(spec: VideoSpec) -> list[np.ndarray]:
     """A hard clip: a small, dim actor (its own size, speed and place) in low light with glare,
     clutter, a passing light, camera shake and strong sensor noise."""
     rng = np.random.default_rng(spec.seed)
@@ -248,7 +249,7 @@ def write_video(path: str, frames: list[np.ndarray], fps: float, fourcc: str) ->
     writer.release()
 
 
-def plan(clips_per_class: int, num_actors: int, seed: int, hard: bool = False) -> list[ClipSpec]:
+def plan(clips_per_class: int, num_actors: int, seed: int, hard: bool = False) -> list[VideoSpec]:
     """Specs of every clip: varied sizes, rates, lengths and containers, seeded."""
     rng = np.random.default_rng(seed)
     specs = []
@@ -257,7 +258,7 @@ def plan(clips_per_class: int, num_actors: int, seed: int, hard: bool = False) -
             w, h = SIZES[rng.integers(len(SIZES))]
             ext, fourcc = FORMATS[rng.integers(len(FORMATS))]
             specs.append(
-                ClipSpec(
+                VideoSpec(
                     label_name, i % num_actors, i, int(w), int(h), int(RATES[rng.integers(len(RATES))]),
                     float(rng.uniform(1.0, 2.5)), ext, fourcc, int(rng.integers(2**31)), hard,
                 )
@@ -282,9 +283,27 @@ def generate(output_dir: str, clips_per_class: int = 24, num_actors: int = 6, se
 
 
 def main(argv: list[str]) -> None:
+    import sys
+
     from absl import flags, logging
 
     FLAGS = flags.FLAGS
+    if FLAGS.nightify:
+        from pipeline import nightify
+        from pipeline.index import DatasetError
+
+        try:
+            night = nightify.Night(FLAGS.night_gain, FLAGS.night_gamma, FLAGS.night_blur, FLAGS.night_read_noise,
+                                   FLAGS.night_shot_noise, FLAGS.night_monochrome, FLAGS.seed)
+            paths, problems = nightify.nightify_tree(FLAGS.nightify, FLAGS.output_dir, night)
+        except (ValueError, DatasetError) as e:
+            sys.exit(f"synthetic: error: {e}")
+        for p in problems:
+            logging.warning("skipped %s", p)
+        logging.info("%d night videos under %s (settings in %s)", len(paths), FLAGS.output_dir, nightify.SETTINGS_FILE)
+        if problems:
+            sys.exit(f"synthetic: error: {len(problems)} video(s) could not be read")
+        return
     paths = generate(FLAGS.output_dir, FLAGS.clips_per_class, FLAGS.num_actors, FLAGS.seed, FLAGS.hard)
     logging.info("%d videos under %s", len(paths), FLAGS.output_dir)
 
@@ -299,4 +318,12 @@ if __name__ == "__main__":
     flags.DEFINE_bool("hard", False, "What makes real night video hard: small dim actors far from the camera, each with "
                       "their own size, speed and place; low light with glare; clutter and a passing light; camera "
                       "shake; strong sensor noise and hot pixels.")
+    flags.DEFINE_string("nightify", None, "Instead of generating: write a darkened, noisy copy of this class-per-folder "
+                        "tree of real videos to --output_dir (night conditions on real motion).")
+    flags.DEFINE_float("night_gain", 0.25, "--nightify: exposure after the gamma curve, in (0, 1].")
+    flags.DEFINE_float("night_gamma", 1.5, "--nightify: gamma (> 1 darkens mid-tones most).")
+    flags.DEFINE_float("night_blur", 0.8, "--nightify: Gaussian blur sigma in pixels.")
+    flags.DEFINE_float("night_read_noise", 4.0, "--nightify: sensor read noise std, in 8-bit levels, new every frame.")
+    flags.DEFINE_float("night_shot_noise", 0.6, "--nightify: shot noise, std = this x sqrt(level).")
+    flags.DEFINE_bool("night_monochrome", False, "--nightify: one grey channel, like an infrared camera.")
     app.run(main)

@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
-
 import tensorflow as tf
 
 from pipeline import manifest as manifest_lib
 from pipeline import records, shards
 
 
-def _read_records(path: str, manifest: dict[str, Any]) -> tuple[int, list[str]]:
+def _read_records(path: str, manifest: manifest_lib.Manifest) -> tuple[int, list[str]]:
     """(records read, problems) for one shard; CRC errors and bad records are problems."""
     problems = []
     count = 0
-    num_classes = len(manifest["label_names"])
+    num_classes = len(manifest.label_names)
     dataset = tf.data.TFRecordDataset(path).batch(64)
     try:
         for batch in dataset:
             count += int(batch.shape[0])
             try:
-                labels = records.parse(batch, manifest["num_frames"])[records.LABEL].numpy()
+                labels = records.parse(batch, manifest.clip.stored_frames)[records.LABEL].numpy()
             except tf.errors.InvalidArgumentError as e:
                 problems.append(f"{path}: record does not parse with the schema: {e.message.splitlines()[0]}")
                 continue
@@ -40,19 +38,19 @@ def _read_records(path: str, manifest: dict[str, Any]) -> tuple[int, list[str]]:
     return count, problems
 
 
-def verify_shard(data_dir: str, shard: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+def verify_shard(data_dir: str, shard: manifest_lib.Shard, manifest: manifest_lib.Manifest) -> list[str]:
     """Problems with one shard, each naming the file and the check that failed."""
-    path = os.path.join(data_dir, shard["file"])
+    path = os.path.join(data_dir, shard.file)
     if not tf.io.gfile.exists(path):
         return [f"{path}: missing"]
     problems = []
     sha = shards.file_sha256(path)
-    if sha != shard["sha256"]:
-        problems.append(f"{path}: sha256 {sha} differs from the manifest's {shard['sha256']}")
+    if sha != shard.sha256:
+        problems.append(f"{path}: sha256 {sha} differs from the manifest's {shard.sha256}")
     count, read_problems = _read_records(path, manifest)
     problems += read_problems
-    if count != shard["num_examples"]:
-        problems.append(f"{path}: {count} records, the manifest says {shard['num_examples']}")
+    if count != shard.num_examples:
+        problems.append(f"{path}: {count} records, the manifest says {shard.num_examples}")
     return problems
 
 
@@ -64,12 +62,9 @@ def verify(data_dir: str) -> list[str]:
         return [str(e)]
     problems = []
     listed = set()
-    for split, info in manifest["splits"].items():
-        total = sum(s["num_examples"] for s in info["shards"])
-        if total != info["num_examples"]:
-            problems.append(f"{split}: shards hold {total} examples, the split says {info['num_examples']}")
-        for shard in info["shards"]:
-            listed.add(shard["file"])
+    for info in manifest.splits.values():  # counts per split were checked when the manifest was read
+        for shard in info.shards:
+            listed.add(shard.file)
             problems += verify_shard(data_dir, shard, manifest)
     for name in sorted(tf.io.gfile.listdir(data_dir)):
         if shards.is_shard_file_name(name) and name not in listed:
@@ -86,7 +81,7 @@ def main(argv: list[str]) -> None:
     if problems:
         sys.exit(f"verify: {len(problems)} problem(s) in {argv[1]}")
     manifest = manifest_lib.load(argv[1])
-    counts = ", ".join(f"{s} {i['num_examples']}" for s, i in manifest["splits"].items())
+    counts = ", ".join(f"{s} {i.num_examples}" for s, i in manifest.splits.items())
     print(f"OK {argv[1]}: {counts} examples; every shard matches the manifest")
 
 

@@ -26,8 +26,9 @@ from typing import Any, Sequence
 
 from pipeline import manifest as manifest_lib
 from pipeline import records, shards, storage
-from pipeline.frames import read_encoded_clip
-from pipeline.index import SPLITS, Video
+from pipeline.clip_spec import ClipSpec
+from pipeline.frames import EncodedClip, read_encoded_clip
+from pipeline.index import Video
 from pipeline.progress import Progress
 from pipeline.workers import run_tasks
 
@@ -45,22 +46,15 @@ class OutputDirError(Exception):
 class Settings:
     """Everything that decides the bytes of the output (the worker count does not)."""
 
-    num_frames: int = 10
-    height: int = 240
-    width: int = 320
-    jpeg_quality: int = 90
+    clip: ClipSpec = ClipSpec()
     shard_size_mb: float = 64.0
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    num_folds: int = 0  # > 0: folds by group (cross-validation) instead of split_fractions
     seed: int = 0
     group_regex: str = ""
     video_timeout: float = 300.0
 
     def __post_init__(self) -> None:
-        for name in ("num_frames", "height", "width"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
         if self.shard_size_mb <= 0 or self.video_timeout <= 0:
             raise ValueError("shard_size_mb and video_timeout must be positive")
 
@@ -78,8 +72,8 @@ class Planned:
 def make_plan(videos_by_split: dict[str, Sequence[Video]], label_names: Sequence[str]) -> list[Planned]:
     ids = {name: i for i, name in enumerate(label_names)}
     plan = []
-    for split in SPLITS:
-        for v in videos_by_split.get(split, ()):
+    for split, videos in videos_by_split.items():
+        for v in videos:
             plan.append(Planned(len(plan), split, v, ids[v.label_name]))
     return plan
 
@@ -103,9 +97,8 @@ def claim_output_dir(out_dir: str, fp: str, overwrite: bool) -> str:
     if storage.exists(state_path):
         if json.loads(storage.read_text(state_path)).get("fingerprint") == fp:
             return "resume"
-    elif storage.exists(manifest_lib.path_in(out_dir)):
-        if json.loads(storage.read_text(manifest_lib.path_in(out_dir))).get("fingerprint") == fp:
-            return "complete"
+    elif manifest_lib.fingerprint_of(out_dir) == fp:
+        return "complete"
     if ours and not overwrite:
         raise OutputDirError(
             f"{out_dir}: holds output of a run with other inputs or settings; "
@@ -136,16 +129,15 @@ def _is_done(out_dir: str, task: int) -> bool:
     return any(storage.exists(_clip_path(out_dir, task, k)) for k in ("rec", "skip"))
 
 
-def video_job(p: Planned, settings: Settings) -> tuple[str, int, int, int, int]:
+def video_job(p: Planned, settings: Settings) -> tuple[str, ClipSpec]:
     """The argument of `read_encoded_clip` for one planned clip."""
-    return (p.video.path, settings.num_frames, settings.height, settings.width, settings.jpeg_quality)
+    return (p.video.path, settings.clip)
 
 
-def store_outcome(out_dir: str, p: Planned, label_names: Sequence[str], ok: bool, value: Any, error: str) -> None:
+def store_outcome(out_dir: str, p: Planned, label_names: Sequence[str], ok: bool, value: EncodedClip | None, error: str) -> None:
     """Cache one clip's result: its serialized record, or why it was skipped."""
     if ok:
-        jpegs, indices, decoded = value
-        record = records.encode(jpegs, indices, decoded, p.label, label_names[p.label], p.video.source)
+        record = records.encode(value.jpegs, value.indices, value.frames_decoded, p.label, label_names[p.label], p.video.source)
         storage.write_atomic(_clip_path(out_dir, p.task, "rec"), record)
     else:
         log.warning("skipped %s: %s", p.video.path, error)
@@ -170,10 +162,10 @@ class ShardJob:
     tasks: tuple[int, ...]
 
 
-def plan_shards(out_dir: str, kept: Sequence[Planned], shard_bytes: int) -> list[ShardJob]:
+def plan_shards(out_dir: str, kept: Sequence[Planned], shard_bytes: int, split_names: Sequence[str]) -> list[ShardJob]:
     """Phase 2's plan: each split's kept clips, in plan order, cut into shards by size."""
     jobs = []
-    for split in SPLITS:
+    for split in split_names:
         in_split = [p for p in kept if p.split == split]
         if not in_split:
             continue
@@ -185,7 +177,7 @@ def plan_shards(out_dir: str, kept: Sequence[Planned], shard_bytes: int) -> list
     return jobs
 
 
-def write_shard_job(out_dir: str, job: ShardJob) -> shards.ShardInfo:
+def write_shard_job(out_dir: str, job: ShardJob) -> manifest_lib.Shard:
     """Write one planned shard from the cached records (kept if already complete)."""
     path = os.path.join(out_dir, job.file)
     if storage.exists(path):  # renamed into place, so complete: a resumed run keeps it
@@ -203,7 +195,7 @@ class LocalEngine:
     def encode(self, todo: Sequence[Planned], label_names: Sequence[str], settings: Settings, out_dir: str) -> None:
         encode_clips(todo, label_names, settings, out_dir, self.num_workers)
 
-    def write_shards(self, out_dir: str, jobs: Sequence[ShardJob]) -> list[shards.ShardInfo]:
+    def write_shards(self, out_dir: str, jobs: Sequence[ShardJob]) -> list[manifest_lib.Shard]:
         return [write_shard_job(out_dir, job) for job in jobs]
 
 
@@ -222,8 +214,9 @@ def write_dataset(
     overwrite: bool = False,
     data_dir: str = "",
     engine: Any = None,
-) -> dict[str, Any]:
-    """Prepare OUT from the split videos; returns the manifest. Resumes a killed run.
+) -> manifest_lib.Manifest:
+    """Prepare OUT from the split videos (fixed splits, or folds with settings.num_folds); returns
+    the manifest. Resumes a killed run.
 
     `engine` runs the two phases (default: LocalEngine(num_workers)); whatever runs them, the
     output bytes are the same.
@@ -243,56 +236,47 @@ def write_dataset(
     skipped = [p for p in plan if storage.exists(_clip_path(out_dir, p.task, "skip"))]
     skipped_tasks = {p.task for p in skipped}
     kept = [p for p in plan if p.task not in skipped_tasks]
-    if not [p for p in kept if p.split == "train"]:
-        raise OutputDirError(f"{data_dir or out_dir}: no usable video in the train split ({len(skipped)} skipped)")
+    names = manifest_lib.split_names(settings.num_folds)
+    for split in names if settings.num_folds else ("train",):  # a run needs each fold; any run needs train
+        if not [p for p in kept if p.split == split]:
+            raise OutputDirError(f"{data_dir or out_dir}: no usable video in the {split} split ({len(skipped)} skipped)")
     _remove_temporaries(out_dir)
-    jobs = plan_shards(out_dir, kept, int(settings.shard_size_mb * 2**20))
+    jobs = plan_shards(out_dir, kept, int(settings.shard_size_mb * 2**20), names)
     infos = engine.write_shards(out_dir, jobs)
     splits = {}
-    for split in SPLITS:
-        in_split = [p for p in kept if p.split == split]
-        splits[split] = {
-            "num_examples": len(in_split),
-            "shards": [dataclasses.asdict(info) for job, info in zip(jobs, infos) if job.split == split],
-            "examples": [{"source": p.video.source, "label": p.label} for p in in_split],
-        }
-    result = {
-        "format_version": manifest_lib.FORMAT_VERSION,
-        "fingerprint": fp,
-        "label_names": list(label_names),
-        "num_frames": settings.num_frames,
-        "height": settings.height,
-        "width": settings.width,
-        "settings": dataclasses.asdict(settings),
-        "splits": splits,
-        "skipped": [
-            {"source": p.video.source, "reason": storage.read_text(_clip_path(out_dir, p.task, "skip"))}
-            for p in skipped
-        ],
-    }
-    manifest_lib.write(out_dir, result)
+    for split in names:
+        splits[split] = manifest_lib.Split(
+            shards=tuple(info for job, info in zip(jobs, infos) if job.split == split),
+            examples=tuple(manifest_lib.Example(p.video.source, p.label, p.video.group) for p in kept if p.split == split),
+        )
+    result = manifest_lib.Manifest(
+        label_names=tuple(label_names), clip=settings.clip, splits=splits, num_folds=settings.num_folds, fingerprint=fp,
+        settings=json.loads(json.dumps(dataclasses.asdict(settings))),  # as load() reads it back
+        skipped=tuple(manifest_lib.Skipped(p.video.source, storage.read_text(_clip_path(out_dir, p.task, "skip"))) for p in skipped),
+    )
+    manifest_lib.save(out_dir, result)
     storage.rmtree(os.path.join(out_dir, WORK_DIR))
     _log_summary(result, len(plan), time.monotonic() - start)
     return result
 
 
-def _log_summary(result: dict[str, Any], planned: int, seconds: float) -> None:
-    names = result["label_names"]
-    total_bytes = sum(s["num_bytes"] for sp in result["splits"].values() for s in sp["shards"])
-    written = sum(sp["num_examples"] for sp in result["splits"].values())
-    lines = [f"{'class':<28}" + "".join(f"{s:>12}" for s in SPLITS)]
-    for label, name in enumerate(names):
-        counts = [sum(e["label"] == label for e in result["splits"][s]["examples"]) for s in SPLITS]
+def _log_summary(result: manifest_lib.Manifest, planned: int, seconds: float) -> None:
+    names = list(result.splits)
+    total_bytes = sum(s.num_bytes for sp in result.splits.values() for s in sp.shards)
+    written = sum(sp.num_examples for sp in result.splits.values())
+    lines = [f"{'class':<28}" + "".join(f"{s:>12}" for s in names)]
+    for label, name in enumerate(result.label_names):
+        counts = [sum(e.label == label for e in result.splits[s].examples) for s in names]
         lines.append(f"{name:<28}" + "".join(f"{c:>12}" for c in counts))
-    lines.append(f"{'total':<28}" + "".join(f"{result['splits'][s]['num_examples']:>12}" for s in SPLITS))
+    lines.append(f"{'total':<28}" + "".join(f"{result.splits[s].num_examples:>12}" for s in names))
     log.info("examples per split and class:\n%s", "\n".join(lines))
-    for s in result["skipped"]:
-        log.info("skipped %s: %s", s["source"], s["reason"])
+    for s in result.skipped:
+        log.info("skipped %s: %s", s.source, s.reason)
     log.info(
         "wrote %d clips (%d skipped) in %d shards, %.1f MB, in %.1f s (%.2f clips/s over %d planned)",
         written,
-        len(result["skipped"]),
-        sum(len(sp["shards"]) for sp in result["splits"].values()),
+        len(result.skipped),
+        sum(len(sp.shards) for sp in result.splits.values()),
         total_bytes / 1e6,
         seconds,
         planned / max(seconds, 1e-9),

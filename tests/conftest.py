@@ -55,14 +55,17 @@ def pixel(example: int, frame: int) -> int:
     return (example * 12 + frame * 3) % 250  # unique for 20 examples of up to 4 frames
 
 
-def make_shards(out_dir: str, sizes: dict, num_classes: int = 3, num_frames: int = 3, height: int = 16, width: int = 16, shards_per_split: int = 2) -> dict:
+def make_shards(out_dir: str, sizes: dict, num_classes: int = 3, num_frames: int = 3, height: int = 16, width: int = 16,
+                shards_per_split: int = 2, num_folds: int = 0):
     """Shards written straight from numpy clips: example i of a split has label i % num_classes and
-    frame t flat at pixel(i, t), so a reader bug shows as a wrong number. Returns the manifest."""
+    frame t flat at pixel(i, t), so a reader bug shows as a wrong number. Returns the manifest.
+    With num_folds, `sizes` names the folds (fold0 ...)."""
     import numpy as np
 
     from pipeline import frames as frames_lib
     from pipeline import manifest as manifest_lib
     from pipeline import records, shards
+    from pipeline.clip_spec import ClipSpec
 
     os.makedirs(out_dir, exist_ok=True)
     names = [f"class{c}" for c in range(num_classes)]
@@ -73,17 +76,11 @@ def make_shards(out_dir: str, sizes: dict, num_classes: int = 3, num_frames: int
             clip = np.stack([np.full((height, width, 3), pixel(i, t), np.uint8) for t in range(num_frames)])
             source = f"{names[i % num_classes]}/{split}{i:03d}.mp4"
             recs.append(records.encode(frames_lib.encode_jpeg(clip, 95), list(range(num_frames)), num_frames, i % num_classes, names[i % num_classes], source))
-            examples.append({"source": source, "label": i % num_classes})
-        infos = []
-        if n:
-            bounds = shards.shard_boundaries(n, shards_per_split)
-            for k, (a, b) in enumerate(bounds):
-                path = os.path.join(out_dir, shards.shard_file_name(split, k, len(bounds)))
-                infos.append(shards.write_shard(path, recs[a:b]).__dict__)
-        splits[split] = {"num_examples": n, "shards": infos, "examples": examples}
-    manifest = {
-        "format_version": manifest_lib.FORMAT_VERSION, "fingerprint": "test", "label_names": names,
-        "num_frames": num_frames, "height": height, "width": width, "settings": {}, "splits": splits, "skipped": [],
-    }
-    manifest_lib.write(out_dir, manifest)
+            examples.append(manifest_lib.Example(source, i % num_classes))
+        splits[split] = shards.write_split(out_dir, split, recs, examples, shards_per_split)
+    manifest = manifest_lib.Manifest(
+        label_names=tuple(names), clip=ClipSpec(num_frames, height, width, 95), splits=splits, fingerprint="test",
+        num_folds=num_folds,
+    )
+    manifest_lib.save(out_dir, manifest)
     return manifest

@@ -18,7 +18,7 @@ def main(data_dir: str, batch_size: int) -> None:
     # parallel decode may finish a clip of the next epoch before the last of this one.
     config = trainer.TrainConfig(data_dir=data_dir, model_dir="unused", batch_size=batch_size, recipe="paper", deterministic=True)
     train_ds, _ = trainer.input_datasets(config, strategy, manifest)
-    n = manifest["splits"]["train"]["num_examples"]
+    n = manifest.split("train").num_examples
     first_pixels = {pixel(i, 0): i for i in range(n)}
     iterator = iter(train_ds)
     ids = []

@@ -13,7 +13,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from models import serving, trainer
-from pipeline import make_dataset, manifest as manifest_lib, predict, records, writer
+from pipeline import export_asset, make_dataset, manifest as manifest_lib, predict, records, writer
+from pipeline.clip_spec import ClipSpec
 from tests.conftest import ROOT, SMALL, run_module, split_tree
 
 MODEL = "cnn_lstm"
@@ -26,7 +27,7 @@ def trained(video_tree, tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     shards, models, exported = str(root / "shards"), str(root / "models"), str(root / "exported")
     names, by_split = split_tree(video_tree)
-    manifest = writer.write_dataset(by_split, names, shards, writer.Settings(**SMALL), num_workers=2)
+    manifest = writer.write_dataset(by_split, names, shards, writer.Settings(clip=ClipSpec(**SMALL)), num_workers=2)
     config = trainer.TrainConfig(data_dir=shards, model_dir=models, epochs=1, batch_size=4)
     trainer.train(MODEL, config, tf.distribute.get_strategy(), manifest)
     result = run_module("export", f"--model_dir={models}", f"--model={MODEL}", f"--export_dir={exported}")
@@ -45,8 +46,8 @@ def test_versioned_layout_and_refusal_to_overwrite(trained):
     assert sorted(os.listdir(os.path.join(trained["exported"], MODEL))) == ["1"]
     again = run_module("export", f"--model_dir={trained['models']}", f"--model={MODEL}", f"--export_dir={trained['exported']}", "--version=1")
     assert again.returncode != 0 and "exists; choose another --version" in again.stderr
-    meta = serving.load_preprocessing(trained["saved"])
-    assert meta == {"num_frames": 4, "height": 24, "width": 32, "jpeg_quality": 90, "label_names": trained["manifest"]["label_names"]}
+    asset = export_asset.read(trained["saved"])
+    assert asset == export_asset.ExportAsset(ClipSpec(4, 24, 32, 90), trained["manifest"].label_names)
 
 
 def test_best_picks_the_highest_test_accuracy(tmp_path):
@@ -77,7 +78,7 @@ def test_export_made_on_a_gpu_machine_has_no_cudnn_only_ops(trained, tmp_path, m
     graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph.as_graph_def()
     traced = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
     assert "CudnnRNNV3" in traced  # the control: the training path is cuDNN-eligible
-    serving.export(model, str(tmp_path / "m"), ["a"] * 12, 90)
+    serving.export(model, str(tmp_path / "m"), ["a"] * 12, ClipSpec(4, 24, 32))
     ops = _ops(str(tmp_path / "m"))
     assert not {op for op in ops if "Cudnn" in op}
     assert {"While", "ParseExampleV2", "DecodeJpeg"} <= ops  # generic RNN loop; the pipeline's parsing
@@ -100,7 +101,7 @@ def test_same_answers_as_keras_through_either_signature(trained):
     np.testing.assert_allclose(by_records["probabilities"].numpy(), expected, atol=1e-5)
     ids = by_frames["class_id"].numpy()
     assert by_frames["class_id"].dtype == tf.int64 and list(ids) == list(expected.argmax(axis=1))
-    names = trained["manifest"]["label_names"]
+    names = trained["manifest"].label_names
     assert [n.decode() for n in by_records["class_name"].numpy()] == [names[i] for i in ids]
 
 
@@ -139,7 +140,7 @@ print(json.dumps({{"a": a["probabilities"].numpy().tolist(), "b": b["probabiliti
     here = loaded.signatures["serving_default"](frames=frames)["probabilities"].numpy()
     np.testing.assert_allclose(np.array(out["a"]), here, atol=1e-5)
     np.testing.assert_allclose(np.array(out["b"]), here, atol=1e-5)
-    assert set(out["names"]) <= set(trained["manifest"]["label_names"])
+    assert set(out["names"]) <= set(trained["manifest"].label_names)
 
 
 @pytest.mark.parametrize(
@@ -169,17 +170,17 @@ def test_record_of_another_size_is_refused(trained):
 
 
 def test_predict_sees_the_same_bytes_as_the_shard_record(trained, video_tree):
-    meta = serving.load_preprocessing(trained["saved"])
+    clip = export_asset.read(trained["saved"]).clip
     raw = next(iter(tf.data.TFRecordDataset(manifest_lib.shard_paths(trained["shards"], trained["manifest"], "validation"))))
     parsed = records.parse(tf.reshape(raw, [1]), 4)
     source = parsed[records.SOURCE][0].numpy().decode()
-    mine = records.parse(tf.constant([predict.video_record(os.path.join(video_tree, source), meta)]), 4)
+    mine = records.parse(tf.constant([predict.video_record(os.path.join(video_tree, source), clip)]), 4)
     assert list(mine[records.FRAMES][0].numpy()) == list(parsed[records.FRAMES][0].numpy())  # byte-identical JPEG
     assert list(mine[records.FRAME_INDICES][0].numpy()) == list(parsed[records.FRAME_INDICES][0].numpy())
 
 
 def test_predict_cli_reports_each_video_and_fails_for_a_broken_one(trained, video_tree):
-    good = [os.path.join(video_tree, e["source"]) for e in trained["manifest"]["splits"]["validation"]["examples"][:2]]
+    good = [os.path.join(video_tree, e.source) for e in trained["manifest"].split("validation").examples[:2]]
     broken = os.path.join(video_tree, "Drink", "text.mp4")
     result = run_module("pipeline.predict", f"--saved_model={trained['saved']}", "--json", "--top_k=2", good[0], broken, good[1])
     assert result.returncode == 1
@@ -198,7 +199,31 @@ def test_new_model_options_export_with_the_same_answers(name, frame_input, tmp_p
 
     model = build_model(name, num_frames=3, height=32, width=40, num_classes=3, frame_input=frame_input, feature_norm=True)
     model.save(tmp_path / "m.keras")
-    serving.export(keras.models.load_model(tmp_path / "m.keras"), str(tmp_path / "saved"), ["a", "b", "c"], 90)
+    serving.export(keras.models.load_model(tmp_path / "m.keras"), str(tmp_path / "saved"), ["a", "b", "c"], ClipSpec(3, 32, 40))
     x = np.random.default_rng(0).integers(0, 256, (2, 3, 32, 40, 3), dtype=np.uint8)
     out = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"](frames=tf.constant(x))
     np.testing.assert_allclose(out["probabilities"].numpy(), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_pairs_and_candidates_serve_the_centre_view_like_evaluation(video_tree, tmp_path):
+    """Clips with 3 candidates per segment and the next frame: predict writes prepare's bytes, and
+    classify_records answers what the model answers on evaluation's centre view."""
+    from models import recipes
+
+    clip = ClipSpec(num_frames=3, height=24, width=32, candidates=3, with_next=True)
+    names, by_split = split_tree(video_tree)
+    shards = str(tmp_path / "shards")
+    manifest = writer.write_dataset(by_split, names, shards, writer.Settings(clip=clip), num_workers=2)
+    model = trainer.build("convnet_gru", clip, len(names), recipes.get("improved", frame_input="bg_diff+next_diff"))
+    saved = str(tmp_path / "saved")
+    serving.export(model, saved, names, clip)
+    assert export_asset.read(saved).clip == clip
+    raw = next(iter(tf.data.TFRecordDataset(manifest_lib.shard_paths(shards, manifest, "validation")).batch(4)))
+    parsed = records.parse(raw[:1], clip.stored_frames)
+    mine = records.parse(tf.constant([predict.video_record(os.path.join(video_tree, parsed[records.SOURCE][0].numpy().decode()), clip)]),
+                         clip.stored_frames)
+    assert list(mine[records.FRAMES][0].numpy()) == list(parsed[records.FRAMES][0].numpy())  # byte-identical JPEGs
+    frames, _ = next(iter(make_dataset(shards, "validation", 4, training=False)))
+    assert frames.shape == (4, 3, 24, 32, 6)
+    by_records = tf.saved_model.load(saved).signatures["classify_records"](records=raw)["probabilities"].numpy()
+    np.testing.assert_allclose(by_records, model.predict(frames, verbose=0), atol=1e-5)

@@ -79,6 +79,25 @@ def test_group_regex_keeps_each_group_in_one_split():
     assert [len(split[s]) for s in index.SPLITS] == [126, 27, 27]
 
 
+def test_folds_put_each_actor_in_exactly_one_fold():
+    vids = index.assign_groups(_videos(60, actors=6), r"^(actor\d+)_")  # 6 actors, 30 clips each
+    folds = index.split_folds(vids, 6, seed=0)
+    assert list(folds) == [f"fold{i}" for i in range(6)]
+    assert all(len({v.group for v in f}) == 1 for f in folds.values())  # leave-one-actor-out
+    assert sorted(v.source for f in folds.values() for v in f) == sorted(v.source for v in vids)
+    three = index.split_folds(vids, 3, seed=0)
+    assert [len({v.group for v in f}) for f in three.values()] == [2, 2, 2]
+    assert three == index.split_folds(vids, 3, seed=0)
+
+
+def test_folds_refuse_too_few_groups_and_fixed_splits():
+    vids = index.assign_groups(_videos(12, actors=2), r"^(actor\d+)_")
+    with pytest.raises(DatasetError, match="--num_folds=3 needs at least 3 groups, found 2"):
+        index.split_folds(vids, 3)
+    with pytest.raises(DatasetError, match="fixed split"):
+        index.split_folds([Video("/x/a.mp4", "a.mp4", "a", "g1", "test"), Video("/x/b.mp4", "b.mp4", "a", "g2")], 2)
+
+
 def test_group_regex_must_match_every_file_and_capture():
     with pytest.raises(DatasetError, match="does not match"):
         index.assign_groups([Video("/x/clip.mp4", "x/clip.mp4", "x")], r"^(actor\d+)_")

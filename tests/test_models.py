@@ -140,3 +140,38 @@ def test_mobilenet_backbone_loads_local_weights(tmp_path):
     fresh = build_model("mobilenet_gru", **SMALL)
     assert not np.array_equal(keras.ops.convert_to_numpy(fresh.get_layer("frame_backbone").layer.weights[0]),
                               keras.ops.convert_to_numpy(source.weights[0]))
+
+
+def test_next_difference_is_each_frames_successor_minus_the_frame():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (2, 3, 8, 10, 6), dtype=np.uint8)  # each step: frame (3 ch), successor (3 ch)
+    model = build_model("gru", num_frames=3, height=8, width=10, num_classes=3, frame_input="next_diff", frames_per_step=2)
+    assert model.input.shape == (None, 3, 8, 10, 6)
+    diff = keras.Model(model.input, model.get_layer("next_difference").output)(x)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(diff), (x[..., 3:].astype(np.float32) - x[..., :3]) / 255, atol=1e-6)
+    # A still camera (successor = frame) looks like a black one to a next_diff model: only motion counts.
+    still = np.concatenate([x[..., :3], x[..., :3]], axis=-1)
+    np.testing.assert_allclose(model.predict(still, verbose=0), model.predict(np.zeros_like(x), verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ORIGINAL_MODELS)
+def test_rgb_of_pairs_keeps_the_original_parameter_counts(name):
+    plain = build_model(name, **SMALL)
+    paired = build_model(name, **SMALL, frames_per_step=2)
+    assert trainable_params(paired) == trainable_params(plain)
+    assert build_model(name, **SMALL, frame_input="rgb+next_diff", frames_per_step=2).get_layer("rgb_and_diff").output.shape[-1] == 6
+
+
+def test_next_diff_needs_pairs():
+    with pytest.raises(ValueError, match="prepare the data with --with_next"):
+        build_model("cnn_gru", **SMALL, frame_input="next_diff")
+
+
+def test_convnet_front_end_is_four_strided_conv_blocks_pooled_to_128_features():
+    model = build_model("convnet_gru", **SMALL, frame_input="rgb+next_diff", frames_per_step=2)
+    assert model.get_layer("frame_features").output.shape == (None, 3, 128)
+    assert model.get_layer("conv0").output.shape == (None, 3, 16, 20, 16)
+    assert model.get_layer("conv3").output.shape == (None, 3, 2, 3, 128)
+    # The same weights at another frame size: the front end does not depend on it.
+    assert trainable_params(build_model("convnet_gru", num_frames=3, height=64, width=80, num_classes=4)) == trainable_params(
+        build_model("convnet_gru", **SMALL))

@@ -12,11 +12,12 @@ import pytest
 import tensorflow as tf
 
 from pipeline import manifest as manifest_lib
-from pipeline import records, shards, verify, writer
-from pipeline.frames import read_clip
+from pipeline import index, records, shards, synthetic, verify, writer
+from pipeline.clip_spec import ClipSpec
+from pipeline.frames import read_clip, read_frames
 from tests.conftest import ROOT, SMALL, run_module, split_tree
 
-SETTINGS = writer.Settings(**SMALL, shard_size_mb=0.02)
+SETTINGS = writer.Settings(clip=ClipSpec(**SMALL), shard_size_mb=0.02)
 
 
 def _shard_bytes(out_dir):
@@ -37,18 +38,18 @@ def test_cli_writes_shards_manifest_and_skips_broken_videos(video_tree, tmp_path
     result = run_module("pipeline.prepare", f"--data_dir={video_tree}", f"--output_dir={out}", "--num_frames=4", "--height=24", "--width=32")
     assert result.returncode == 0, result.stderr
     m = manifest_lib.load(out)
-    assert m["num_frames"] == 4 and (m["height"], m["width"]) == (24, 32)
-    assert m["label_names"][:2] == ["Drink", "Picking"] and len(m["label_names"]) == 12
-    assert sorted(s["source"] for s in m["skipped"]) == ["Drink/cut.mp4", "Drink/random.avi", "Drink/text.mp4", "Drink/zero.mp4"]
-    reasons = {s["source"]: s["reason"] for s in m["skipped"]}
+    assert m.clip == ClipSpec(num_frames=4, height=24, width=32) and m.num_folds == 0
+    assert m.label_names[:2] == ("Drink", "Picking") and len(m.label_names) == 12
+    assert sorted(s.source for s in m.skipped) == ["Drink/cut.mp4", "Drink/random.avi", "Drink/text.mp4", "Drink/zero.mp4"]
+    reasons = {s.source: s.reason for s in m.skipped}
     assert "empty file" in reasons["Drink/zero.mp4"] and "cannot open" in reasons["Drink/text.mp4"]
-    assert sum(m["splits"][s]["num_examples"] for s in ("train", "validation", "test")) == 36
-    for split in m["splits"].values():
-        assert split["num_examples"] == len(split["examples"]) == sum(s["num_examples"] for s in split["shards"])
-    assert {e["label"] for e in m["splits"]["train"]["examples"]} == set(range(12))
-    for split in m["splits"].values():
-        for shard in split["shards"]:
-            assert shards.file_sha256(os.path.join(out, shard["file"])) == shard["sha256"]
+    assert list(m.splits) == ["train", "validation", "test"] and m.count(list(m.splits)) == 36
+    for split in m.splits.values():
+        assert split.num_examples == len(split.examples) == sum(s.num_examples for s in split.shards)
+    assert {e.label for e in m.split("train").examples} == set(range(12))
+    for split in m.splits.values():
+        for shard in split.shards:
+            assert shards.file_sha256(os.path.join(out, shard.file)) == shard.sha256
     assert "examples per split and class" in result.stderr and "skipped Drink/zero.mp4" in result.stderr
     assert "clips/s" in result.stderr
     check = run_module("pipeline.verify", out)
@@ -57,17 +58,17 @@ def test_cli_writes_shards_manifest_and_skips_broken_videos(video_tree, tmp_path
 
 def test_records_hold_the_planned_frames_labels_and_sources(reference, video_tree):
     out, m = reference
-    paths = manifest_lib.shard_paths(out, m, "train")
+    paths = manifest_lib.shard_paths(out, m, ["train"])
     assert len(paths) > 1 and os.path.basename(paths[0]) == f"train-00000-of-{len(paths):05d}.tfrecord"
     raw = list(tf.data.TFRecordDataset(paths).as_numpy_iterator())
-    assert len(raw) == m["splits"]["train"]["num_examples"]
+    assert len(raw) == m.split("train").num_examples
     parsed = records.parse(tf.constant(raw), 4)
     sources = [s.decode() for s in parsed[records.SOURCE].numpy()]
-    assert sources == [e["source"] for e in m["splits"]["train"]["examples"]]
+    assert sources == [e.source for e in m.split("train").examples]
     labels = parsed[records.LABEL].numpy()
-    assert list(labels) == [e["label"] for e in m["splits"]["train"]["examples"]]
-    assert [n.decode() for n in parsed[records.LABEL_NAME].numpy()] == [m["label_names"][i] for i in labels]
-    assert [s.split("/")[0] for s in sources] == [m["label_names"][i] for i in labels]
+    assert list(labels) == [e.label for e in m.split("train").examples]
+    assert [n.decode() for n in parsed[records.LABEL_NAME].numpy()] == [m.label_names[i] for i in labels]
+    assert [s.split("/")[0] for s in sources] == [m.label_names[i] for i in labels]
     clip = read_clip(os.path.join(video_tree, sources[0]), 4, 24, 32)
     frames = records.decode_frames(parsed[records.FRAMES][0], 4, 24, 32).numpy()
     assert frames.dtype == np.uint8 and frames.shape == (4, 24, 32, 3)
@@ -130,13 +131,13 @@ def test_other_settings_refused_unless_overwrite(reference, video_tree, tmp_path
     names, by_split = split_tree(video_tree)
     writer.write_dataset(by_split, names, str(tmp_path), SETTINGS, num_workers=2)
     (tmp_path / "notes.txt").write_text("mine")
-    other = writer.Settings(**SMALL, shard_size_mb=0.02, jpeg_quality=50)
+    other = writer.Settings(clip=ClipSpec(**SMALL, jpeg_quality=50), shard_size_mb=0.02)
     with pytest.raises(writer.OutputDirError, match="--overwrite"):
         writer.write_dataset(by_split, names, str(tmp_path), other, num_workers=2)
     again = writer.write_dataset(by_split, names, str(tmp_path), SETTINGS, num_workers=2)  # same: nothing to do
     assert again == manifest_lib.load(str(tmp_path))
     m = writer.write_dataset(by_split, names, str(tmp_path), other, num_workers=2, overwrite=True)
-    assert m["settings"]["jpeg_quality"] == 50 and (tmp_path / "notes.txt").read_text() == "mine"
+    assert m.clip.jpeg_quality == 50 and (tmp_path / "notes.txt").read_text() == "mine"
     assert verify.verify(str(tmp_path)) == []
 
 
@@ -163,25 +164,29 @@ def test_verify_names_the_shard_and_the_check(reference, tmp_path):
     out = str(tmp_path / "copy")
     _copy(reference[0], out)
     m = manifest_lib.load(out)
-    corrupt, missing = m["splits"]["train"]["shards"][0]["file"], m["splits"]["train"]["shards"][1]["file"]
+    corrupt, missing = m.split("train").shards[0].file, m.split("train").shards[1].file
     data = bytearray(open(os.path.join(out, corrupt), "rb").read())
     data[len(data) // 2] ^= 0xFF
     open(os.path.join(out, corrupt), "wb").write(bytes(data))
     os.remove(os.path.join(out, missing))
-    m["splits"]["validation"]["shards"][0]["num_examples"] += 1
-    manifest_lib.write(out, m)
+    first = m.split("validation").shards[0]
+    raw = json.load(open(os.path.join(out, "manifest.json")))
+    raw["splits"]["validation"]["shards"][0]["num_examples"] += 1
+    raw["splits"]["validation"]["shards"][1]["num_examples"] -= 1  # the manifest still adds up; the shard does not
+    json.dump(raw, open(os.path.join(out, "manifest.json"), "w"))
     problems = verify.verify(out)
     text = "\n".join(problems)
     assert f"{corrupt}: sha256" in text and f"{corrupt}: corrupt record" in text
     assert f"{missing}: missing" in text
-    assert "validation-00000" in text and "the manifest says" in text
+    assert first.file in text and "the manifest says" in text
     result = run_module("pipeline.verify", out)
     assert result.returncode != 0 and f"FAIL {os.path.join(out, corrupt)}" in result.stdout
 
 
 def test_manifest_is_json_with_settings(reference):
     m = json.load(open(os.path.join(reference[0], "manifest.json")))
-    assert m["settings"]["jpeg_quality"] == 90 and m["settings"]["split_fractions"] == [0.7, 0.15, 0.15]
+    assert m["format_version"] == 2 and m["clip"]["jpeg_quality"] == 90 and m["clip"]["candidates"] == 1
+    assert m["settings"]["split_fractions"] == [0.7, 0.15, 0.15] and m["settings"]["clip"] == m["clip"]
     assert len(m["fingerprint"]) == 64
 
 
@@ -205,3 +210,26 @@ def test_beam_runner_without_beam_installed_says_how_to_install(video_tree, tmp_
                             env=dict(os.environ, PYTHONPATH=ROOT))
     assert result.returncode != 0 and "pip install '.[beam]'" in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_folds_with_candidates_and_next_frames(video_tree, tmp_path):
+    """prepare --num_folds=3 --candidates=3 --with_next: one actor per fold, each record holding
+    exactly the planned frames (3 per segment, each with its successor), frame-exact."""
+    names, vids = index.resolve_labels(index.index_tree(video_tree), None)
+    vids = index.assign_groups([v for v in vids if "/actor" in v.source], synthetic.GROUP_REGEX)  # not the broken files
+    clip = ClipSpec(num_frames=4, height=24, width=32, candidates=3, with_next=True)
+    settings = writer.Settings(clip=clip, shard_size_mb=0.02, num_folds=3, group_regex=synthetic.GROUP_REGEX)
+    m = writer.write_dataset(index.split_folds(vids, 3, settings.seed), names, str(tmp_path), settings, num_workers=2)
+    assert m.num_folds == 3 and list(m.splits) == ["fold0", "fold1", "fold2"] and m.clip == clip
+    assert sorted(len({e.group for e in s.examples}) for s in m.splits.values()) == [1, 1, 1]
+    assert m.count(list(m.splits)) == 36 and manifest_lib.load(str(tmp_path)) == m
+    raw = list(tf.data.TFRecordDataset(manifest_lib.shard_paths(str(tmp_path), m, "fold1")).as_numpy_iterator())
+    parsed = records.parse(tf.constant(raw), clip.stored_frames)
+    indices, decoded = parsed[records.FRAME_INDICES].numpy(), parsed[records.FRAMES_DECODED].numpy()
+    for i in range(len(raw)):
+        assert list(indices[i]) == clip.plan(int(decoded[i]))
+    source = parsed[records.SOURCE][0].numpy().decode()
+    expected = read_frames(os.path.join(video_tree, source), clip.plan, 24, 32).frames
+    stored = records.decode_frames(parsed[records.FRAMES][0], clip.stored_frames, 24, 32).numpy()
+    assert np.abs(stored.astype(int) - expected.astype(int)).mean() < 3  # JPEG q90
+    assert verify.verify(str(tmp_path)) == []

@@ -19,7 +19,7 @@ def test_paper_is_the_original_training_and_improved_switches_every_part_on():
 def test_improved_normalizes_the_features_of_gated_cells_only():
     improved = recipes.get("improved")
     normalized = {name for name in MODEL_NAMES if recipes.normalizes_features(improved, name)}
-    assert normalized == {"lstm", "gru", "cnn_lstm", "cnn_gru", "mobilenet_gru"}
+    assert normalized == {"lstm", "gru", "cnn_lstm", "cnn_gru", "mobilenet_gru", "convnet_gru"}
     for recipe in (recipes.get("paper"), recipes.get("improved", without=("feature_norm",))):
         assert not any(recipes.normalizes_features(recipe, name) for name in MODEL_NAMES)
 

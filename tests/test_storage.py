@@ -13,8 +13,9 @@ import tensorflow as tf
 
 from models import trainer
 from models import strategy as strategy_lib
-from pipeline import index, make_dataset, storage, writer
+from pipeline import export_asset, index, make_dataset, storage, writer
 from pipeline import manifest as manifest_lib
+from pipeline.clip_spec import ClipSpec
 from pipeline.frames import VideoError, read_clip
 from tests.conftest import SMALL, make_shards, split_tree
 from tests.test_prepare import SETTINGS
@@ -27,8 +28,9 @@ def test_path_handling_of_remote_and_local_forms(tmp_path):
     assert storage.abspath("gs://bucket/runs") == "gs://bucket/runs"
     assert storage.abspath("runs") == os.path.abspath("runs")
     assert manifest_lib.path_in("gs://bucket/shards") == "gs://bucket/shards/manifest.json"
-    assert manifest_lib.shard_paths("gs://b/s", {"splits": {"train": {"shards": [{"file": "train-00000-of-00001.tfrecord"}]}}}, "train") == [
-        "gs://b/s/train-00000-of-00001.tfrecord"]
+    one = manifest_lib.Split((manifest_lib.Shard("train-00000-of-00001.tfrecord", 1, 1, ""),), (manifest_lib.Example("a/b.mp4", 0),))
+    m = manifest_lib.Manifest(("a",), ClipSpec(), {"train": one, "validation": one, "test": one})
+    assert manifest_lib.shard_paths("gs://b/s", m, "train") == ["gs://b/s/train-00000-of-00001.tfrecord"]
     with pytest.raises(OSError, match="ram://nothing/here.csv"):
         storage.read_bytes("ram://nothing/here.csv")
     strategy_lib.check_paths("tpu", data_dir="gs://b/shards", model_dir="gs://b/runs")
@@ -59,7 +61,7 @@ def test_prepare_writes_the_same_shards_to_a_remote_output_dir(video_tree, tmp_p
     again = writer.write_dataset(by_split, names, remote_dir, SETTINGS, num_workers=2)  # complete: nothing to do
     assert again == manifest_lib.load(remote_dir)
     ds = make_dataset(remote_dir, "validation", 4, training=False)
-    assert sum(int(labels.shape[0]) for _, labels in ds) == local["splits"]["validation"]["num_examples"]
+    assert sum(int(labels.shape[0]) for _, labels in ds) == local.split("validation").num_examples
 
 
 def test_training_writes_checkpoints_and_reports_to_a_remote_model_dir_and_export_reads_it(tmp_path):
@@ -84,7 +86,7 @@ def test_training_writes_checkpoints_and_reports_to_a_remote_model_dir_and_expor
     saved = export.export_model("ram://runs", "best", "ram://exported")
     assert saved == "ram://exported/cnn_gru/1" and serving.next_version("ram://exported/cnn_gru") == 2
     assert {"saved_model.pb", "variables", "assets.extra"} <= set(storage.listdir(saved))
-    assert serving.load_preprocessing(saved)["label_names"] == ["class0", "class1", "class2"]
+    assert export_asset.read(saved).label_names == ("class0", "class1", "class2")
     frames = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
     served = tf.saved_model.load(saved).signatures["serving_default"](frames=tf.constant(frames))["probabilities"]
     expected = keras.models.load_model("ram://runs/cnn_gru/best.keras").predict(frames, verbose=0)

@@ -1,9 +1,11 @@
 """The built-in data generator, and its hard mode."""
 
 import dataclasses
+import json
 
 import cv2
 import numpy as np
+import pytest
 
 from pipeline import index, synthetic
 from pipeline.frames import read_clip
@@ -41,3 +43,38 @@ def test_hard_videos_are_prepared_and_split_by_actor(tmp_path):
     assert {v.group for v in videos} == {"actor00", "actor01"}
     clip = read_clip(paths[0], num_frames=10, height=60, width=80)
     assert clip.frames.shape == (10, 60, 80, 3) and clip.frames.mean() < 60  # night: dark
+
+
+def test_nightify_darkens_adds_fresh_noise_and_keeps_the_tree(tmp_path):
+    from pipeline import nightify
+    from tests import videos
+
+    src, dst = tmp_path / "day", tmp_path / "night"
+    (src / "walk").mkdir(parents=True)
+    videos.write_opencv(str(src / "walk" / "a_walk.mp4"), [np.full((48, 64, 3), 160, np.uint8)] * 12, fps=25)
+    night = nightify.Night(seed=3)
+    written, problems = nightify.nightify_tree(str(src), str(dst), night)
+    assert problems == [] and written == [str(dst / "walk" / "a_walk.avi")]
+    day_clip = read_clip(str(src / "walk" / "a_walk.mp4"), 12, 48, 64).frames.astype(float)
+    night_clip = read_clip(written[0], 12, 48, 64).frames.astype(float)
+    expected = (day_clip.mean() / 255) ** night.gamma * night.gain * 255  # level 160 -> about 32
+    assert abs(night_clip.mean() - expected) < 2.5
+    noise = night_clip - night_clip.mean(axis=0)
+    # Read noise 4 and shot noise: std 4.9 before MJPEG and 4:2:0 chroma smooth part of it away.
+    assert 1.5 < noise.std() < 6 and not np.array_equal(night_clip[0], night_clip[1])  # new noise every frame
+    record = json.loads((dst / nightify.SETTINGS_FILE).read_text())
+    assert record["night"]["gain"] == night.gain and set(record["seeds"]) == {"walk/a_walk.mp4"}
+    again = tmp_path / "again"
+    nightify.nightify_tree(str(src), str(again), night)
+    assert (again / "walk" / "a_walk.avi").read_bytes() == (dst / "walk" / "a_walk.avi").read_bytes()  # seeded
+    index.index_tree(str(dst))  # a class-per-folder tree prepare reads
+
+
+def test_nightify_monochrome_is_grey():
+    from pipeline import nightify
+
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    out = nightify.darken(rgb, nightify.Night(monochrome=True), np.random.default_rng(1))
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+    with pytest.raises(ValueError, match="gain must be in"):
+        nightify.Night(gain=2.0)

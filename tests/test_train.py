@@ -203,3 +203,24 @@ def test_two_recipes_train_side_by_side_and_compare(tiny, tmp_path):
     assert wrong.returncode != 0 and "trained with recipe paper, not improved; pass --recipe=paper" in wrong.stderr
     empty = train(f"--model_dir={tmp_path / 'paper'}", "--model=lstm", "--recipe=paper", "--report_only")
     assert empty.returncode != 0 and "no finished run of lstm under recipe(s) paper" in empty.stderr
+
+
+def test_cross_validation_trains_each_fold_and_reports_the_spread(tmp_path):
+    data = str(tmp_path / "folds")
+    make_shards(data, {f"fold{i}": 6 for i in range(3)}, num_frames=3, height=16, width=16, shards_per_split=1, num_folds=3)
+    runs = tmp_path / "cv"
+    result = train(f"--data_dir={data}", "--model=gru", f"--model_dir={runs}", "--epochs=1", "--batch_size=4", "--folds=0,2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = [json.load(open(runs / f"fold-{i}" / "gru" / "metrics.json")) for i in (0, 2)]
+    assert [m["fold"] for m in metrics] == [0, 2] and [m["num_test_examples"] for m in metrics] == [6, 6]
+    assert not (runs / "fold-1").exists()
+    table = (runs / "cross_validation.md").read_text()
+    accs = [m["test_accuracy"] for m in metrics]
+    assert f"| GRU | improved | 2 | {sum(accs) / 2:.3f} ± " in table and "| fold 0 | fold 2 |" in table
+    summary = json.load(open(runs / "cross_validation.json"))
+    assert summary[0]["folds"] == [0, 2] and sum(map(sum, summary[0]["confusion"])) == 12
+    assert (runs / "cv_confusion_gru_improved.png").stat().st_size > 1000
+    report = train(f"--model_dir={runs}", "--model=gru", "--report_only")
+    assert report.returncode == 0 and (runs / "cross_validation.md").read_text() == table
+    bad = train(f"--data_dir={data}", "--model=gru", f"--model_dir={runs}", "--folds=3")
+    assert bad.returncode != 0 and "--folds: 3 is not a fold of this data dir (0..2)" in bad.stderr

@@ -1,0 +1,93 @@
+"""ClipSpec: what one stored clip holds, and which frames of a video it takes.
+
+A clip covers a video with `num_frames` equal segments (T, the model's time steps). Each segment
+keeps `candidates` frames (K, odd; TSN's segment sampling: training draws one per segment each
+epoch, evaluation takes the centre one, which is the frame a plain even spread of T picks), and
+with `with_next` the frame right after each kept one too (P = 2: the pair whose difference is
+TSN's "RGB difference", motion over 1/fps seconds instead of over a whole segment).
+
+Stored order, for segment t, candidate j and pair member p: position (t * K + j) * P + p.
+The model takes, per clip, one candidate of each segment with its pair stacked on the channel
+axis: uint8 [T, H, W, 3 * P]. No TensorFlow here: prepare's workers use this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+
+def sample_indices(num_available: int, num_frames: int) -> list[int]:
+    """Indices of `num_frames` frames spread evenly over `num_available` frames.
+
+    Each index is the centre of one of `num_frames` equal stretches, so the first and last
+    stretches are treated alike. With fewer frames than asked, frames repeat in order.
+    """
+    if num_available < 1 or num_frames < 1:
+        raise ValueError(f"need num_available >= 1 and num_frames >= 1, got {num_available}, {num_frames}")
+    return [min(num_available - 1, ((2 * k + 1) * num_available) // (2 * num_frames)) for k in range(num_frames)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSpec:
+    """The clip settings: carried by the manifest, a training run's state and an export."""
+
+    num_frames: int = 10
+    height: int = 240
+    width: int = 320
+    jpeg_quality: int = 90
+    candidates: int = 1
+    with_next: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "height", "width", "candidates"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        if self.candidates % 2 == 0:
+            raise ValueError(f"candidates must be odd (one of them is the centre), got {self.candidates}")
+
+    @property
+    def frames_per_step(self) -> int:
+        """P: frames the model sees at each time step (the frame, and its successor with_next)."""
+        return 2 if self.with_next else 1
+
+    @property
+    def stored_frames(self) -> int:
+        """JPEGs in one record: T * K * P."""
+        return self.num_frames * self.candidates * self.frames_per_step
+
+    @property
+    def channels(self) -> int:
+        """Channels of one time step of the model's input: 3 * P."""
+        return 3 * self.frames_per_step
+
+    @property
+    def centre(self) -> int:
+        """The candidate evaluation and serving take in every segment."""
+        return self.candidates // 2
+
+    def model_input_shape(self) -> tuple[int, int, int, int]:
+        """[T, H, W, 3 * P]: one clip as the model takes it (uint8)."""
+        return (self.num_frames, self.height, self.width, self.channels)
+
+    def plan(self, num_available: int) -> list[int]:
+        """The decoded-frame index of each stored frame, in stored order, for a video of
+        `num_available` frames. With K = 1 and no pair this is sample_indices(n, T)."""
+        kept = sample_indices(num_available, self.num_frames * self.candidates)
+        if not self.with_next:
+            return kept
+        return [i for k in kept for i in (k, min(k + 1, num_available - 1))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ClipSpec":
+        """Refuses unknown keys (a typo would otherwise fall back to a default silently)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"clip spec: unknown field(s) {unknown}")
+        return cls(**data)

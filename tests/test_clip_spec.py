@@ -1,0 +1,75 @@
+"""ClipSpec: which frames a clip stores, in which order, and how one view is read back."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import frames as frames_lib
+from pipeline import records
+from pipeline.clip_spec import ClipSpec, sample_indices
+
+
+def test_plain_spec_plans_the_even_spread():
+    assert ClipSpec(num_frames=10).plan(95) == sample_indices(95, 10)
+    assert ClipSpec(num_frames=4).stored_frames == 4 and ClipSpec().channels == 3
+
+
+def test_candidates_and_next_frames_in_stored_order():
+    spec = ClipSpec(num_frames=2, candidates=3, with_next=True)
+    # 6 candidates spread over 60 frames: centres of stretches of 10; each followed by its successor.
+    assert spec.plan(60) == [5, 6, 15, 16, 25, 26, 35, 36, 45, 46, 55, 56]
+    assert spec.stored_frames == 12 and spec.channels == 6 and spec.centre == 1
+    # The centre candidate of each segment is the frame a plain spread of T picks.
+    assert spec.plan(60)[2::6] == sample_indices(60, 2) == [15, 45]
+
+
+def test_next_frame_of_the_last_frame_is_itself():
+    assert ClipSpec(num_frames=2, with_next=True).plan(2) == [0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(candidates=2), "candidates must be odd"),
+    (dict(num_frames=0), "num_frames must be an integer >= 1"),
+    (dict(jpeg_quality=0), r"jpeg_quality must be in \[1, 100\]"),
+])
+def test_bad_specs_name_the_field(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ClipSpec(**kwargs)
+
+
+def test_dict_round_trip_refuses_unknown_fields():
+    spec = ClipSpec(num_frames=3, height=8, width=16, jpeg_quality=70, candidates=5, with_next=True)
+    assert ClipSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['frames'\]"):
+        ClipSpec.from_dict({"frames": 3})
+
+
+def _value(t: int, j: int, p: int) -> int:
+    return 10 + 30 * t + 8 * j + 4 * p  # stored frame (segment t, candidate j, pair member p)
+
+
+def _record_jpegs(spec: ClipSpec) -> tf.Tensor:
+    """JPEGs in stored order, each a flat frame whose level names its (t, j, p)."""
+    levels = [_value(t, j, p) for t in range(spec.num_frames) for j in range(spec.candidates) for p in range(spec.frames_per_step)]
+    clip = np.stack([np.full((spec.height, spec.width, 3), v, np.uint8) for v in levels])
+    return tf.constant(frames_lib.encode_jpeg(clip, 95))
+
+
+@pytest.mark.parametrize("with_next", [False, True])
+def test_decode_view_takes_the_chosen_candidate_with_its_pair_on_channels(with_next):
+    spec = ClipSpec(num_frames=3, height=8, width=8, candidates=3, with_next=with_next)
+    jpegs = _record_jpegs(spec)
+    for choice in ([1, 1, 1], [0, 2, 1]):
+        clip = records.decode_view(jpegs, spec, tf.constant(choice)).numpy()
+        assert clip.shape == (3, 8, 8, spec.channels) and clip.dtype == np.uint8
+        for t, j in enumerate(choice):
+            for p in range(spec.frames_per_step):
+                assert np.abs(clip[t, :, :, 3 * p: 3 * p + 3].astype(int) - _value(t, j, p)).max() <= 1
+    assert records.centre_choice(spec).numpy().tolist() == [1, 1, 1]
+
+
+def test_random_choice_is_seeded_and_covers_every_candidate():
+    spec = ClipSpec(num_frames=4, candidates=3)
+    draws = [records.random_choice(spec, tf.constant([s, 0], tf.int64)).numpy().tolist() for s in range(30)]
+    assert draws[0] == records.random_choice(spec, tf.constant([0, 0], tf.int64)).numpy().tolist()
+    assert {c for d in draws for c in d} == {0, 1, 2} and len({tuple(d) for d in draws}) > 20
