@@ -13,8 +13,8 @@ inside the model, so a served model takes the same uint8 frames whatever the cho
 Front ends: "flat" flattens each frame (F = H*W*C); "cnn" is, per frame, Conv2D(256, 15x15,
 stride 15, same, relu) -> MaxPool(2, same) -> Dropout(0.5) -> Flatten (F = 22,528 at 240x320);
 "mobilenet" is MobileNetV3-Small per frame (global average pooled, F = 576), from scratch or
-from pretrained weights; "convnet" is four strided conv-BatchNorm-ReLU blocks (F = 128), a small
-CNN that small real data sets can train from scratch. At 10x240x320x3, rgb input and 12 classes the six original models'
+from pretrained weights; "convnet" is four strided conv-BatchNorm-ReLU blocks, flattened (F = 2,560 at
+64 x 80), a small CNN that small real data sets can train from scratch. At 10x240x320x3, rgb input and 12 classes the six original models'
 trainable parameter counts equal the original project's.
 """
 
@@ -97,16 +97,16 @@ def _frame_input(frames, frame_input: str):
 
 def _convnet(x, dropout: float):
     """A small CNN per frame, trained from scratch: four (conv, BatchNorm, ReLU) blocks, each
-    halving the frame with a stride of 2 (5x5 then 3x3 kernels, CONVNET_FILTERS), then a global
-    average pool: F = 128 whatever the frame size. Strided convolutions rather than conv + pool:
-    3.4 times the training speed on a CPU for the same depth (benchmarks/, BUILD_NOTES)."""
+    halving the frame with a stride of 2 (5x5 then 3x3 kernels, CONVNET_FILTERS), flattened:
+    F = (H/16) (W/16) 128. Flattened, not pooled: where the actor is in the frame, and so how fast
+    it crosses it, is what tells running from walking. Strided convolutions rather than conv +
+    pool: 3.4 times the training speed on a CPU for the same depth (BUILD_NOTES)."""
     for i, (filters, kernel) in enumerate(zip(CONVNET_FILTERS, (5, 3, 3, 3))):
         conv = layers.Conv2D(filters, kernel, strides=2, padding="same", use_bias=False)
         x = layers.TimeDistributed(conv, name=f"conv{i}")(x)
         # momentum 0.9 for the same reason as MobileNet's below: few steps on small data.
         x = layers.TimeDistributed(layers.BatchNormalization(momentum=0.9), name=f"conv{i}_bn")(x)
         x = layers.Activation("relu", name=f"conv{i}_relu")(x)
-    x = layers.TimeDistributed(layers.GlobalAveragePooling2D(), name="frame_pool")(x)
     return layers.Dropout(dropout, name="frame_dropout")(x)
 
 

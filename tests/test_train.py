@@ -33,6 +33,7 @@ def test_summary_only_prints_the_original_parameter_counts():
     assert result.stdout.split() == [
         "simple_rnn", "29523564", "lstm", "118093068", "gru", "88570572",
         "cnn_simple_rnn", "3089004", "cnn_lstm", "11835660", "cnn_gru", "8920780", "mobilenet_gru", "1245164",
+        "convnet_gru", "14941020",
     ]
     # The improved recipe changes no cell, depth or unit: it only adds the feature LayerNormalization
     # (a scale and an offset per feature: 2 x 22,528 for the CNN front end); its frame differences
