@@ -129,6 +129,21 @@ def _to_rgb(frame: av.VideoFrame, sample_aspect: fractions.Fraction = fractions.
     return rgb
 
 
+def displayed_frames(path: str) -> Iterator[np.ndarray]:
+    """Every decodable frame of `path` in order, RGB uint8 [h, w, 3] shaped as a player shows it
+    (square pixels, rotation applied); for tools that copy a video (nightify)."""
+    sample_aspect = _sample_aspect(path)
+    for frame in _decoded_frames(path):
+        yield _to_rgb(frame, sample_aspect)
+
+
+def frame_rate(path: str) -> float:
+    """Frames per second of the video stream (its average rate, else FFmpeg's guess, else 25)."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        return float(stream.average_rate or stream.guessed_rate or 25)
+
+
 def _converter(path: str, height: int, width: int) -> Callable[[av.VideoFrame], np.ndarray]:
     """Decoded frame of `path` to model pixels: displayed shape, letterboxed to height x width."""
     sample_aspect = _sample_aspect(path)

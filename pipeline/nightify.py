@@ -7,7 +7,8 @@ little (a wide-open lens, motion smear), optionally made monochrome (an infrared
 given sensor noise that changes every frame: read noise of fixed strength plus shot noise that
 grows with the signal. The tree's layout (class folders) and file names are kept; every video is
 written as MJPEG in .avi at its own frame rate, so the noise is not smoothed away by inter-frame
-coding. The settings and the per-video seeds go to DST/nightify.json; the same settings give the
+coding; frames are decoded by `pipeline.frames`, shaped as a player shows them (rotation, square
+pixels), and stop at the first undecodable one. The settings and the per-video seeds go to DST/nightify.json; the same settings give the
 same files, and a rerun skips the videos already written.
 """
 
@@ -18,12 +19,11 @@ import hashlib
 import json
 import os
 
-import av
 import cv2
 import numpy as np
 
 from pipeline import index
-from pipeline.frames import VideoError
+from pipeline.frames import VideoError, displayed_frames, frame_rate
 
 SETTINGS_FILE = "nightify.json"
 
@@ -64,36 +64,16 @@ def video_seed(night: Night, source: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{night.seed}:{source}".encode()).digest()[:8], "little")
 
 
-def _frames(path: str):
-    """(frames per second, iterator over RGB frames) of a video, decoded by PyAV."""
-    try:
-        container = av.open(path, metadata_errors="ignore")
-    except av.FFmpegError as e:
-        raise VideoError(f"{path}: cannot open as a video: {e}") from e
-    if not container.streams.video:
-        container.close()
-        raise VideoError(f"{path}: no video stream")
-    stream = container.streams.video[0]
-    fps = float(stream.average_rate or stream.guessed_rate or 25)
-
-    def frames():
-        with container:
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
-
-    return fps, frames()
-
-
 def nightify_video(src: str, dst: str, night: Night, seed: int) -> int:
     """Write the night copy of `src` to `dst` (MJPEG .avi, under a temporary name until complete);
     returns the frames written."""
-    fps, frames = _frames(src)
+    fps = frame_rate(src)
     rng = np.random.default_rng(seed)
     tmp = os.path.join(os.path.dirname(dst), f".partial-{os.path.basename(dst)}")  # hidden: never indexed
     writer = None
     count = 0
     try:
-        for rgb in frames:
+        for rgb in displayed_frames(src):  # a rotated or anamorphic source is copied as it is shown
             out = darken(rgb, night, rng)
             if writer is None:
                 writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"MJPG"), fps, (out.shape[1], out.shape[0]))
@@ -101,8 +81,6 @@ def nightify_video(src: str, dst: str, night: Night, seed: int) -> int:
                     raise VideoError(f"{dst}: OpenCV cannot write MJPEG here")
             writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
             count += 1
-    except av.FFmpegError as e:
-        raise VideoError(f"{src}: decoding failed after {count} frames: {e}") from e
     finally:
         if writer is not None:
             writer.release()
