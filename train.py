@@ -73,10 +73,9 @@ def _model_names() -> list[str]:
     return [FLAGS.model]
 
 
-def _print_summary(names: list[str], manifest: dict | None) -> None:
-    from models import trainable_params
-
-    from models import recipes, trainer
+def _print_summary(names: list[str], manifest=None) -> None:
+    """Each model's trainable parameter count, for the data dir's clips (default: the original's)."""
+    from models import recipes, trainable_params, trainer
     from pipeline.clip_spec import ClipSpec
 
     clip, num_classes = (manifest.clip, len(manifest.label_names)) if manifest else (ClipSpec(), 12)
