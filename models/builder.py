@@ -100,7 +100,7 @@ def _convnet(x, dropout: float):
     halving the frame with a stride of 2 (5x5 then 3x3 kernels, CONVNET_FILTERS), flattened:
     F = (H/16) (W/16) 128. Flattened, not pooled: where the actor is in the frame, and so how fast
     it crosses it, is what tells running from walking. Strided convolutions rather than conv +
-    pool: 3.4 times the training speed on a CPU for the same depth (BUILD_NOTES)."""
+    pool: 3.4 times the training speed on a CPU for the same filters (a one-off timing, BUILD_NOTES)."""
     for i, (filters, kernel) in enumerate(zip(CONVNET_FILTERS, (5, 3, 3, 3))):
         conv = layers.Conv2D(filters, kernel, strides=2, padding="same", use_bias=False)
         x = layers.TimeDistributed(conv, name=f"conv{i}")(x)
