@@ -15,10 +15,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from pipeline import storage
+from pipeline import manifest, storage
 from pipeline.frames import is_video_file
 
-SPLITS = ("train", "validation", "test")
+SPLITS = manifest.FIXED_SPLITS  # the names the manifest knows, from its one owner
 
 
 class DatasetError(Exception):
@@ -155,7 +155,7 @@ def split_folds(videos: Sequence[Video], num_folds: int, seed: int = 0) -> dict[
     if len(groups) < num_folds:
         raise DatasetError(f"--num_folds={num_folds} needs at least {num_folds} groups, found {len(groups)}; "
                            "check --group_regex or ask for fewer folds")
-    return _deal(videos, {f"fold{i}": 1.0 / num_folds for i in range(num_folds)}, seed)
+    return _deal(videos, {name: 1.0 / num_folds for name in manifest.split_names(num_folds)}, seed)
 
 
 def _deal(videos: Sequence[Video], target: dict[str, float], seed: int) -> dict[str, list[Video]]:

@@ -31,9 +31,9 @@ def test_fold_roles_test_one_validate_the_next_train_the_rest():
     assert sorted(tested) == sorted(m.splits)  # every fold tested exactly once
     with pytest.raises(manifest_lib.ManifestError, match="fold must be one of 0..5"):
         m.roles(6)
+    fixed = manifest_lib.Manifest(("a",), ClipSpec(), {}, num_folds=0)
     with pytest.raises(manifest_lib.ManifestError, match="fixed splits, not folds"):
-        make_fixed = manifest_lib.Manifest(("a",), ClipSpec(), {}, num_folds=0)
-        make_fixed.roles(1)
+        fixed.roles(1)
 
 
 def test_fold_manifest_survives_json():
