@@ -31,10 +31,13 @@ def predict_split(model: keras.Model, data_dir: str, manifest: Manifest, splits:
     return labels, probs
 
 
-def predict_views(model: keras.Model, data_dir: str, manifest: Manifest, splits: str | Sequence[str], batch_size: int) -> np.ndarray:
+def predict_views(model: keras.Model, data_dir: str, manifest: Manifest, splits: str | Sequence[str], batch_size: int,
+                  centre: np.ndarray) -> np.ndarray:
     """Test-time averaging: the probabilities [N, classes] averaged over the clip's K views (view
-    j takes candidate j of every segment). With K = 1 this is the centre view itself."""
-    views = [predict_split(model, data_dir, manifest, splits, batch_size, view=j)[1] for j in range(manifest.clip.candidates)]
+    j takes candidate j of every segment). `centre` is the centre view's, already computed by
+    predict_split; the other K - 1 views are predicted here (none with K = 1)."""
+    views = [centre if j == manifest.clip.centre else predict_split(model, data_dir, manifest, splits, batch_size, view=j)[1]
+             for j in range(manifest.clip.candidates)]
     return np.mean(views, axis=0)
 
 

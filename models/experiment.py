@@ -50,9 +50,7 @@ def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dist
     # to training, and predict_on_batch under MirroredStrategy hands every replica the whole batch.
     model = keras.models.load_model(os.path.join(run_dir, trainer.BEST))
     labels, probs = evaluation.predict_split(model, config.data_dir, manifest, roles.test, config.batch_size)
-    video_probs = probs  # one candidate per segment: the clip's only view
-    if manifest.clip.candidates > 1:
-        video_probs = evaluation.predict_views(model, config.data_dir, manifest, roles.test, config.batch_size)
+    video_probs = evaluation.predict_views(model, config.data_dir, manifest, roles.test, config.batch_size, centre=probs)
     history = state["history"]
     recipe = trainer.recipe_of(config)
     result = {

@@ -66,3 +66,10 @@ def test_predict_split_pairs_each_prediction_with_its_label(tmp_path):
     labels, probs = evaluation.predict_split(model, str(tmp_path), manifest, "validation", batch_size=3)
     assert list(labels) == [i % 3 for i in range(7)]
     assert (probs.argmax(axis=1) == labels).all()
+
+
+def test_video_probabilities_of_one_candidate_are_the_centre_views_without_another_pass(tmp_path):
+    m = make_shards(str(tmp_path), {"train": 2, "validation": 2, "test": 3})
+    centre = np.full((3, 3), 1 / 3)
+    # model=None: any further prediction would fail; with K = 1 the centre view is the only one.
+    np.testing.assert_array_equal(evaluation.predict_views(None, str(tmp_path), m, "test", 2, centre=centre), centre)

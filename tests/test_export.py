@@ -227,3 +227,10 @@ def test_pairs_and_candidates_serve_the_centre_view_like_evaluation(video_tree, 
     assert frames.shape == (4, 3, 24, 32, 6)
     by_records = tf.saved_model.load(saved).signatures["classify_records"](records=raw)["probabilities"].numpy()
     np.testing.assert_allclose(by_records, model.predict(frames, verbose=0), atol=1e-5)
+    # Test-time views: the average of the three views, the centre one predicted once.
+    from models import evaluation
+
+    views = [evaluation.predict_split(model, shards, manifest, "validation", 4, view=j)[1] for j in range(3)]
+    averaged = evaluation.predict_views(model, shards, manifest, "validation", 4, centre=views[1])
+    np.testing.assert_allclose(averaged, np.mean(views, axis=0), atol=1e-6)
+    assert not np.allclose(views[0], views[1])  # the views differ: another frame of each segment
