@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 
 from absl import app, flags, logging
 
-from pipeline import storage
+from models import kinds
+from pipeline import cli, storage
 from pipeline.clip_spec import ClipSpec
 
 FLAGS = flags.FLAGS
@@ -91,11 +91,16 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.model_dir or not FLAGS.export_dir:
         raise app.UsageError("--model_dir and --export_dir are required")
+    if not storage.isdir(FLAGS.model_dir):
+        raise cli.CommandError(f"{FLAGS.model_dir}: no such directory; give the --model_dir that train.py wrote")
+    if FLAGS.model != "best" and FLAGS.model not in kinds.MODEL_NAMES:
+        raise app.UsageError(f"--model: unknown {FLAGS.model!r}; choose one of {', '.join(kinds.MODEL_NAMES)} or best")
+    cli.tensorflow()
     try:
         print(export_model(FLAGS.model_dir, FLAGS.model, FLAGS.export_dir, FLAGS.version))
     except (FileNotFoundError, FileExistsError) as e:
-        sys.exit(f"export: error: {e}")
+        raise cli.CommandError(str(e)) from None
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, "export")

@@ -20,19 +20,28 @@ ensure_venv() {
   fi
 }
 
+# "+ command" as it can be pasted into a shell: words with anything but safe characters in single quotes.
+shown() {
+  local word words=()
+  for word in "$@"; do
+    if [[ $word =~ ^[A-Za-z0-9_./=:,+@%-]+$ ]]; then words+=("$word"); else words+=("'${word//\'/\'\\\'\'}'"); fi
+  done
+  echo "+ ${words[*]}"
+}
+
 # The main job on built-in data: generate videos, prepare shards, verify them, train and compare
 # the seven models, export the best, classify held-out videos with it. About 13 minutes on 2 cores.
 demo() {
   out=$1
   py="$venv/bin/python"
-  step() { echo; echo "+ $*"; "$@"; }
+  step() { echo; shown "$@"; "$@"; }
   step "$py" -m pipeline.synthetic --output_dir="$out/videos" --clips_per_class=32 --num_actors=8
   step "$py" -m pipeline.prepare --data_dir="$out/videos" --output_dir="$out/shards" \
     --height=60 --width=80 --group_regex='^(actor\d+)_'
   step "$py" -m pipeline.verify "$out/shards"
   step "$py" train.py --data_dir="$out/shards" --model=all --model_dir="$out/models" \
     --epochs=20 --batch_size=16 --recipe=paper --learning_rate=1e-3
-  echo; echo "+ $py export.py --model_dir=$out/models --model=best --export_dir=$out/exported"
+  echo; shown "$py" export.py --model_dir="$out/models" --model=best --export_dir="$out/exported"
   saved=$("$py" export.py --model_dir="$out/models" --model=best --export_dir="$out/exported" | tail -n 1)
   mapfile -t held_out < <("$py" -c 'import sys
 from pipeline import manifest

@@ -11,11 +11,11 @@ Flags only choose and override; the work is in `models/` and `pipeline/`.
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags, logging
 
 from models import kinds
+from pipeline import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Output dir of `python -m pipeline.prepare` (holds manifest.json).")
@@ -34,7 +34,7 @@ flags.DEFINE_string("frame_input", None, "What the model sees of each frame, par
                     "prepared --with_next), bg_diff (minus the clip's per-pixel median: the moving actor), e.g. "
                     "rgb+next_diff; computed inside the model; default: the recipe's.")
 flags.register_validator("frame_input", lambda v: v is None or _valid_frame_input(v),
-                         message=f"--frame_input: a '+' join of {', '.join(kinds.FRAME_INPUT_PARTS)}")
+                         message=f"a '+' join of {', '.join(kinds.FRAME_INPUT_PARTS)}")
 flags.DEFINE_string("backbone_weights", None, "mobilenet_gru: 'imagenet' (downloaded by Keras) or a local weights file of "
                     "the MobileNetV3-Small backbone; default: from scratch.")
 flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "one_device", "multi_worker", "tpu"], "Distribution strategy.")
@@ -131,30 +131,49 @@ def _config(recipe: str, fold: int | None = None):
     )
 
 
+def _manifest():
+    """The data dir's manifest, checked before TensorFlow loads."""
+    from pipeline import manifest as manifest_lib, storage
+
+    if not FLAGS.data_dir:
+        raise app.UsageError("--data_dir is required")
+    try:
+        storage.check_tpu_paths(FLAGS.strategy, data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir)
+        return manifest_lib.load(FLAGS.data_dir)
+    except (manifest_lib.ManifestError, ValueError) as e:
+        raise cli.CommandError(str(e)) from None
+
+
+def _run_label(i: int, total: int, name: str, recipe: str, fold: int | None) -> str:
+    """'run 3/12 cnn_gru fold 2' (the recipe too when there are several)."""
+    label = f"run {i}/{total} {name}"
+    if len(FLAGS.recipe) > 1:
+        label += f" {recipe}"
+    return label if fold is None else f"{label} fold {fold}"
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     names = _model_names()
-    import keras
-    import tensorflow as tf
-
-    from models import experiment, strategy as strategy_lib, trainer
-    from pipeline import manifest as manifest_lib, storage
-
-    if FLAGS.summary_only:
-        _print_summary(names, manifest_lib.load(FLAGS.data_dir) if FLAGS.data_dir else None)
-        return
     if FLAGS.report_only:
+        cli.tensorflow()
         _report(_finished_results(names))
         return
-    if not FLAGS.data_dir:
-        raise app.UsageError("--data_dir is required")
-    try:
-        strategy_lib.check_paths(FLAGS.strategy, data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir)
-        manifest = manifest_lib.load(FLAGS.data_dir)
-    except (manifest_lib.ManifestError, ValueError) as e:
-        sys.exit(f"train: error: {e}")
+    if FLAGS.summary_only:
+        manifest = _manifest() if FLAGS.data_dir else None
+        cli.tensorflow()
+        _print_summary(names, manifest)
+        return
+    manifest = _manifest()
     folds = _folds(manifest.num_folds)
+    tf = cli.tensorflow()
+    import keras
+
+    from models import experiment, strategy as strategy_lib, trainer
+    from pipeline import storage
+    from pipeline.progress import Progress
+
     tf.get_logger().setLevel("WARNING")  # tf.distribute logs every all-reduce at INFO
     if FLAGS.logical_cpus:
         strategy_lib.split_cpu(FLAGS.logical_cpus)
@@ -164,21 +183,18 @@ def main(argv: list[str]) -> None:
     strategy_lib.set_precision(FLAGS.mixed_precision)
     strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.tpu)
     logging.info("%s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    runs = [(recipe, fold, name) for recipe in FLAGS.recipe for fold in folds for name in names]
     try:
         results = []
-        for recipe in FLAGS.recipe:
-            for fold in folds:
-                config = _config(recipe, fold)
-                results += [experiment.train_and_evaluate(name, config, strategy, manifest) for name in names]
+        with Progress(len(runs) * FLAGS.epochs, "train", unit="epoch", every=60.0) as job:
+            for i, (recipe, fold, name) in enumerate(runs, start=1):
+                job.describe(_run_label(i, len(runs), name, recipe, fold))
+                results.append(experiment.train_and_evaluate(name, _config(recipe, fold), strategy, manifest, job))
     except ValueError as e:
-        sys.exit(f"train: error: {e}")
+        raise cli.CommandError(str(e)) from None
     except tf.errors.UnavailableError as e:  # MultiWorkerMirroredStrategy: a peer stopped
-        sys.exit(f"train: error: a worker of the cluster stopped ({e.message.splitlines()[0]}); "
-                 "restart every worker with the same command: they resume from the chief's last checkpoint")
-    except tf.errors.InvalidArgumentError as e:
-        if "corrupt shard" in e.message:
-            sys.exit(f"train: error: {e.message.splitlines()[0]}")
-        raise
+        raise cli.CommandError(f"a worker of the cluster stopped ({e.message.splitlines()[0]}); "
+                               "restart every worker with the same command: they resume from the chief's last checkpoint") from None
     if trainer.is_chief(strategy):
         for r in results:
             run_dir = os.path.join(r["config"]["model_dir"], r["model"])
@@ -203,13 +219,13 @@ def _finished_results(names: list[str]) -> list[dict]:
                 continue
             trained = result["config"]["recipe"]  # as asked: an ablation (--without) is still its recipe's run
             if trained != recipe:
-                sys.exit(f"train: error: {run_dir} was trained with recipe {result['recipe']}, not {recipe}; "
-                         f"pass --recipe={trained}")
+                raise cli.CommandError(f"{run_dir} was trained with recipe {result['recipe']}, not {recipe}; "
+                                       f"pass --recipe={trained}")
             results.append(result)
     if missing:
         logging.warning("not in the report, no %s (not finished?): %s", experiment.METRICS, ", ".join(missing))
     if not results:
-        sys.exit(f"train: error: {FLAGS.model_dir}: no finished run of {', '.join(names)} under recipe(s) {', '.join(FLAGS.recipe)}")
+        raise cli.CommandError(f"{FLAGS.model_dir}: no finished run of {', '.join(names)} under recipe(s) {', '.join(FLAGS.recipe)}")
     return results
 
 
@@ -227,4 +243,4 @@ def _report(results: list[dict]) -> None:
         logging.info("comparison report: %s", storage.abspath(path))
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, "train")

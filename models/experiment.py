@@ -15,6 +15,7 @@ import tensorflow as tf
 from models import builder, evaluation, report, trainer
 from pipeline import storage
 from pipeline.manifest import Manifest
+from pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ def load_result(run_dir: str) -> dict[str, Any] | None:
     return json.loads(storage.read_text(path))
 
 
-def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest) -> dict[str, Any] | None:
+def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest,
+                       progress: Progress | None = None) -> dict[str, Any] | None:
     """Returns the metrics written to MODEL_DIR/<name>/metrics.json; None on a non-chief worker,
     which trains its share and leaves evaluation and files to the chief.
 
@@ -43,7 +45,7 @@ def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dist
         if manifest.count(splits) == 0:
             raise ValueError(f"{config.data_dir}: the {role} split ({'+'.join(splits)}) is empty; "
                              "prepare more clips or other --split_fractions")
-    state = trainer.train(name, config, strategy, manifest)
+    state = trainer.train(name, config, strategy, manifest, progress)
     if not trainer.is_chief(strategy):
         return None
     # Loaded outside the strategy, so evaluation runs on one device: the test split is small next

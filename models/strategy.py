@@ -12,15 +12,6 @@ STRATEGIES = ("mirrored", "one_device", "multi_worker", "tpu")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 
 
-def check_paths(strategy: str, **paths: str) -> None:
-    """A TPU reads and writes only Cloud Storage: refuse local paths before touching the TPU."""
-    if strategy != "tpu":
-        return
-    for flag, path in paths.items():
-        if not str(path).startswith("gs://"):
-            raise ValueError(f"--{flag}={path}: with --strategy=tpu, data and model dirs must be gs:// paths")
-
-
 def split_cpu(num_devices: int) -> None:
     """Make `num_devices` logical CPU devices (for MirroredStrategy without GPUs, as in tests).
 

@@ -33,6 +33,7 @@ from pipeline import storage
 from pipeline.clip_spec import ClipSpec
 from pipeline.input import make_dataset
 from pipeline.manifest import Manifest
+from pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,17 @@ class StepLog(keras.callbacks.Callback):
             log.info("%s step %d/%d: loss %.4f", self.name, batch + 1, self.steps, float((logs or {}).get("loss", float("nan"))))
 
 
+class JobProgress(keras.callbacks.Callback):
+    """Counts each finished epoch on the whole job's Progress (several models, folds or recipes)."""
+
+    def __init__(self, progress: Progress):
+        super().__init__()
+        self.progress = progress
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.progress.update(1)
+
+
 def recipe_of(config: TrainConfig) -> recipes.Recipe:
     return recipes.get(config.recipe, config.without, learning_rate=config.learning_rate, augment=config.augment,
                        frame_input=config.frame_input, dropout=config.dropout)
@@ -222,14 +234,21 @@ def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manife
     return train, val
 
 
-def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest) -> dict[str, Any]:
-    """Train `name` to config.epochs (or early stop), resuming a previous run. Returns its state."""
+def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest,
+          progress: Progress | None = None) -> dict[str, Any]:
+    """Train `name` to config.epochs (or early stop), resuming a previous run. Returns its state.
+
+    progress: the whole job's, counting epochs (those a resumed run already has are skipped)."""
     run_dir = os.path.join(config.model_dir, name)
     storage.makedirs(run_dir)
     recipe = recipe_of(config)
     state = load_state(run_dir, name, manifest, recipe.name, recipe.frame_input)
+    if progress is not None:
+        progress.skip(state["epochs_run"])
     if state["epochs_run"] >= config.epochs or state["stopped_early"]:
         log.info("%s: already trained (%d epochs); evaluating", name, state["epochs_run"])
+        if progress is not None:
+            progress.skip(max(0, config.epochs - state["epochs_run"]))
         return state
     train_ds, val_ds = input_datasets(config, strategy, manifest)
     n_train = manifest.count(manifest.roles(config.fold).train)
@@ -246,6 +265,8 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
     tty = sys.stdout.isatty()
+    if progress is not None:
+        callbacks.append(JobProgress(progress))
     if not tty:
         callbacks.append(StepLog(name, steps))
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -256,8 +277,10 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
     else:
         model.fit(
             train_ds, epochs=config.epochs, initial_epoch=state["epochs_run"], steps_per_epoch=steps,
-            validation_data=val_ds, callbacks=callbacks, verbose=1 if tty else 0, shuffle=False,
+            validation_data=val_ds, callbacks=callbacks, verbose=1 if tty and progress is None else 0, shuffle=False,
         )
+    if progress is not None:  # early stopping: the epochs it saved are not to come
+        progress.skip(max(0, config.epochs - state["epochs_run"]))
     log.info("%s: trained %d epochs; weights digest %s", name, state["epochs_run"], weights_digest(model))
     return state
 

@@ -14,12 +14,12 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 
+from pipeline import cli
 from pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -167,14 +167,14 @@ def main(argv: list[str]) -> None:
     try:
         state = download(FLAGS.output_dir, FLAGS.url, kaggle_credentials(), FLAGS.keep_archive)
     except DownloadError as e:
-        sys.exit(f"download: error: {e}")
+        raise cli.CommandError(str(e)) from None
     print(f"{FLAGS.output_dir}: {state}")
 
 
 if __name__ == "__main__":
-    from absl import app, flags
+    from absl import flags
 
     flags.DEFINE_string("output_dir", None, "Where to put the extracted class folders.", required=True)
     flags.DEFINE_string("url", KAGGLE_URL, "Archive URL (the Kaggle API's download address).")
     flags.DEFINE_bool("keep_archive", False, "Keep the zip after extraction.")
-    app.run(main)
+    cli.run(main, "download")

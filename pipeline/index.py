@@ -112,7 +112,10 @@ def resolve_labels(videos: Sequence[Video], label_names: Sequence[str] | None) -
 
 def assign_groups(videos: Iterable[Video], group_regex: str | None) -> list[Video]:
     """Give each video its group: the regex's first group on the file name, else the CSV's, else itself."""
-    pattern = re.compile(group_regex) if group_regex else None
+    try:
+        pattern = re.compile(group_regex) if group_regex else None
+    except re.error as e:
+        raise DatasetError(f"--group_regex {group_regex!r} is not a regular expression: {e}") from None
     if pattern is not None and pattern.groups < 1:
         raise DatasetError(f"--group_regex {group_regex!r} has no capturing group")
     out = []

@@ -18,7 +18,7 @@ from typing import Any
 
 from absl import app, flags
 
-from pipeline import export_asset
+from pipeline import cli, export_asset
 from pipeline.clip_spec import ClipSpec
 
 FLAGS = flags.FLAGS
@@ -68,6 +68,11 @@ def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not FLAGS.saved_model or not paths:
         raise app.UsageError("usage: python -m pipeline.predict --saved_model=DIR VIDEO [VIDEO ...]")
+    try:
+        export_asset.read(FLAGS.saved_model)
+    except export_asset.ExportError as e:
+        raise cli.CommandError(str(e)) from None
+    cli.tensorflow()
     results = predict(FLAGS.saved_model, paths, FLAGS.top_k)
     for r in results:
         if "error" in r:
@@ -84,4 +89,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main, "predict")

@@ -9,11 +9,11 @@ arguments after an interruption and it resumes.
 from __future__ import annotations
 
 import os
-import sys
+import re
 
 from absl import app, flags, logging
 
-from pipeline import index
+from pipeline import cli, index
 from pipeline.clip_spec import ClipSpec
 
 # Decoding workers are spawned and re-import this module by name, so it must not import
@@ -46,6 +46,16 @@ flags.DEFINE_string("runner", "", "Run the per-video step on Apache Beam with th
 flags.DEFINE_string("beam_options", "", "Beam pipeline options as one string, e.g. \"--project=P --region=R --temp_location=gs://b/tmp\".")
 
 
+def _is_group_regex(value: str) -> bool:
+    try:
+        return not value or re.compile(value).groups >= 1
+    except re.error:
+        return False
+
+
+flags.register_validator("group_regex", _is_group_regex, message="not a regular expression with a capturing group")
+
+
 def _videos() -> list[index.Video]:
     if FLAGS.index_csv:
         return index.index_csv(FLAGS.index_csv, FLAGS.data_dir)
@@ -65,49 +75,61 @@ def _engine():
     return BeamEngine(FLAGS.runner, FLAGS.beam_options)
 
 
+def _clip() -> ClipSpec:
+    try:
+        return ClipSpec(
+            num_frames=FLAGS.num_frames, height=FLAGS.height, width=FLAGS.width, jpeg_quality=FLAGS.jpeg_quality,
+            candidates=FLAGS.candidates, with_next=FLAGS.with_next,
+        )
+    except ValueError as e:
+        raise app.UsageError(f"--{e}") from None
+
+
+def _split(videos: list[index.Video]) -> dict[str, list[index.Video]]:
+    """The videos of each split (or fold), before any of them is decoded."""
+    videos = index.assign_groups(videos, FLAGS.group_regex)
+    if FLAGS.num_folds:
+        return index.split_folds(videos, FLAGS.num_folds, FLAGS.seed)
+    try:
+        fractions = tuple(float(x) for x in FLAGS.split_fractions)
+    except ValueError:
+        raise app.UsageError(f"--split_fractions: three numbers, got {','.join(FLAGS.split_fractions)}") from None
+    return index.split_videos(videos, fractions, FLAGS.seed)
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")
+    clip = _clip()
+    try:
+        label_names, videos = index.resolve_labels(_videos(), FLAGS.label_names)
+        by_split = _split(videos)
+    except (index.DatasetError, ValueError) as e:
+        raise cli.CommandError(str(e)) from None
+    try:
+        engine = _engine()
+    except ImportError as e:
+        raise cli.CommandError(str(e)) from None
+    logging.info("%d videos in %d classes: %s", len(videos), len(label_names), ", ".join(label_names))
+    cli.tensorflow()
     from pipeline import writer
     from pipeline.manifest import ManifestError
 
     try:
-        engine = _engine()
-    except ImportError as e:
-        sys.exit(f"prepare: error: {e}")
-
-    try:
-        clip = ClipSpec(
-            num_frames=FLAGS.num_frames, height=FLAGS.height, width=FLAGS.width, jpeg_quality=FLAGS.jpeg_quality,
-            candidates=FLAGS.candidates, with_next=FLAGS.with_next,
-        )
         settings = writer.Settings(
-            clip=clip,
-            shard_size_mb=FLAGS.shard_size_mb,
-            split_fractions=tuple(float(x) for x in FLAGS.split_fractions),
-            num_folds=FLAGS.num_folds,
-            seed=FLAGS.seed,
-            group_regex=FLAGS.group_regex,
-            video_timeout=FLAGS.video_timeout,
+            clip=clip, shard_size_mb=FLAGS.shard_size_mb, split_fractions=tuple(float(x) for x in FLAGS.split_fractions),
+            num_folds=FLAGS.num_folds, seed=FLAGS.seed, group_regex=FLAGS.group_regex, video_timeout=FLAGS.video_timeout,
         )
-        label_names, videos = index.resolve_labels(_videos(), FLAGS.label_names)
-        videos = index.assign_groups(videos, settings.group_regex)
-        if settings.num_folds:
-            by_split = index.split_folds(videos, settings.num_folds, settings.seed)
-        else:
-            by_split = index.split_videos(videos, settings.split_fractions, settings.seed)
-        logging.info("%d videos in %d classes: %s", len(videos), len(label_names), ", ".join(label_names))
         writer.write_dataset(
             by_split, label_names, FLAGS.output_dir, settings, FLAGS.num_workers, FLAGS.overwrite, FLAGS.data_dir or "",
             engine=engine,
         )
-    except (index.DatasetError, writer.OutputDirError, ManifestError, ValueError) as e:
-        logging.error("%s", e)
-        sys.exit(f"prepare: error: {e}")
+    except (writer.OutputDirError, ManifestError, ValueError) as e:
+        raise cli.CommandError(str(e)) from None
     logging.info("done: %s", os.path.join(FLAGS.output_dir, "manifest.json"))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, "prepare")

@@ -40,6 +40,30 @@ class Progress:
             eta = (self.total - self.done) / rate if rate > 0 else float("inf")
             log.info("%s: %d/%d %ss, %.2f %ss/s, ETA %.0f s", self.desc, self.done, self.total, self.unit, rate, self.unit, eta)
 
+    def _eta(self) -> str:
+        """', ETA 12 min' once a unit has been worked, else ''."""
+        worked = self.done - self._initial
+        if worked <= 0:
+            return ""
+        eta = (self.total - self.done) * (time.monotonic() - self._start) / worked
+        return f", ETA {eta / 60:.0f} min" if eta >= 120 else f", ETA {eta:.0f} s"
+
+    def skip(self, n: int) -> None:
+        """Count n units as done without their time (already done before, or never to be done):
+        the rate and ETA stay those of the units really worked."""
+        self.done += n
+        self._initial += n
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def describe(self, desc: str) -> None:
+        """What is being worked on now (the bar's label, the log lines' prefix)."""
+        self.desc = desc
+        if self._bar is not None:
+            self._bar.set_description(desc)
+            return
+        log.info("%s: %d/%d %ss done%s", desc, self.done, self.total, self.unit, self._eta())
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

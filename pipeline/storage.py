@@ -141,3 +141,13 @@ def local_copy(path: str) -> Iterator[str]:
         yield local
     finally:
         os.remove(local)
+
+
+def check_tpu_paths(strategy: str, **paths: str) -> None:
+    """A TPU reads and writes only Cloud Storage: refuse local paths (ValueError naming the flag)
+    before anything touches the TPU. Other strategies take any path."""
+    if strategy != "tpu":
+        return
+    for flag, path in paths.items():
+        if not str(path).startswith("gs://"):
+            raise ValueError(f"--{flag}={path}: with --strategy=tpu, data and model dirs must be gs:// paths")

@@ -283,9 +283,9 @@ def generate(output_dir: str, clips_per_class: int = 24, num_actors: int = 6, se
 
 
 def main(argv: list[str]) -> None:
-    import sys
-
     from absl import flags, logging
+
+    from pipeline import cli
 
     FLAGS = flags.FLAGS
     if FLAGS.nightify:
@@ -297,19 +297,21 @@ def main(argv: list[str]) -> None:
                                    FLAGS.night_shot_noise, FLAGS.night_monochrome, FLAGS.seed)
             paths, problems = nightify.nightify_tree(FLAGS.nightify, FLAGS.output_dir, night)
         except (ValueError, DatasetError) as e:
-            sys.exit(f"synthetic: error: {e}")
+            raise cli.CommandError(str(e)) from None
         for p in problems:
             logging.warning("skipped %s", p)
         logging.info("%d night videos under %s (settings in %s)", len(paths), FLAGS.output_dir, nightify.SETTINGS_FILE)
         if problems:
-            sys.exit(f"synthetic: error: {len(problems)} video(s) could not be read")
+            raise cli.CommandError(f"{len(problems)} video(s) could not be read")
         return
     paths = generate(FLAGS.output_dir, FLAGS.clips_per_class, FLAGS.num_actors, FLAGS.seed, FLAGS.hard)
     logging.info("%d videos under %s", len(paths), FLAGS.output_dir)
 
 
 if __name__ == "__main__":
-    from absl import app, flags
+    from absl import flags
+
+    from pipeline import cli
 
     flags.DEFINE_string("output_dir", None, "Where to write the class folders.", required=True)
     flags.DEFINE_integer("clips_per_class", 24, "Videos per class.")
@@ -326,4 +328,4 @@ if __name__ == "__main__":
     flags.DEFINE_float("night_read_noise", 4.0, "--nightify: sensor read noise std, in 8-bit levels, new every frame.")
     flags.DEFINE_float("night_shot_noise", 0.6, "--nightify: shot noise, std = this x sqrt(level).")
     flags.DEFINE_bool("night_monochrome", False, "--nightify: one grey channel, like an infrared camera.")
-    app.run(main)
+    cli.run(main, "synthetic")

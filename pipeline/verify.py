@@ -10,15 +10,21 @@ which check) and exits non-zero if there is any.
 from __future__ import annotations
 
 import os
-import sys
-import tensorflow as tf
 
+from absl import app
+
+from pipeline import cli
 from pipeline import manifest as manifest_lib
-from pipeline import records, shards
+
+# TensorFlow loads inside the functions that read shards, so a wrong path is answered at once.
 
 
 def _read_records(path: str, manifest: manifest_lib.Manifest) -> tuple[int, list[str]]:
     """(records read, problems) for one shard; CRC errors and bad records are problems."""
+    import tensorflow as tf
+
+    from pipeline import records
+
     problems = []
     count = 0
     num_classes = len(manifest.label_names)
@@ -40,6 +46,10 @@ def _read_records(path: str, manifest: manifest_lib.Manifest) -> tuple[int, list
 
 def verify_shard(data_dir: str, shard: manifest_lib.Shard, manifest: manifest_lib.Manifest) -> list[str]:
     """Problems with one shard, each naming the file and the check that failed."""
+    import tensorflow as tf
+
+    from pipeline import shards
+
     path = os.path.join(data_dir, shard.file)
     if not tf.io.gfile.exists(path):
         return [f"{path}: missing"]
@@ -56,6 +66,10 @@ def verify_shard(data_dir: str, shard: manifest_lib.Shard, manifest: manifest_li
 
 def verify(data_dir: str) -> list[str]:
     """Every problem found in `data_dir`; empty when all shards match the manifest."""
+    import tensorflow as tf
+
+    from pipeline import shards
+
     try:
         manifest = manifest_lib.load(data_dir)
     except manifest_lib.ManifestError as e:
@@ -74,18 +88,21 @@ def verify(data_dir: str) -> list[str]:
 
 def main(argv: list[str]) -> None:
     if len(argv) != 2:
-        sys.exit("usage: python -m pipeline.verify DATA_DIR")
-    problems = verify(argv[1])
+        raise app.UsageError("usage: python -m pipeline.verify DATA_DIR")
+    data_dir = argv[1]
+    try:
+        manifest = manifest_lib.load(data_dir)
+    except manifest_lib.ManifestError as e:
+        raise cli.CommandError(str(e)) from None
+    cli.tensorflow()
+    problems = verify(data_dir)
     for p in problems:
         print(f"FAIL {p}")
     if problems:
-        sys.exit(f"verify: {len(problems)} problem(s) in {argv[1]}")
-    manifest = manifest_lib.load(argv[1])
+        raise cli.CommandError(f"{len(problems)} problem(s) in {data_dir}")
     counts = ", ".join(f"{s} {i.num_examples}" for s, i in manifest.splits.items())
-    print(f"OK {argv[1]}: {counts} examples; every shard matches the manifest")
+    print(f"OK {data_dir}: {counts} examples; every shard matches the manifest")
 
 
 if __name__ == "__main__":
-    from absl import app
-
-    app.run(main)
+    cli.run(main, "verify")

@@ -53,3 +53,14 @@ def test_multi_worker():
     out = run("multi_worker.py")
     assert out["one_worker_clips_per_second"] > 0 and out["two_workers_clips_per_second"] > 0
     assert abs(out["ratio"] - out["two_workers_clips_per_second"] / out["one_worker_clips_per_second"]) < 0.01
+
+
+def test_cli_errors():
+    out = run("cli_errors.py")
+    assert out["python_pass_seconds"] > 0 and out["import_tensorflow_seconds"] > 0
+    for name, figures in out["mistakes"].items():
+        assert figures["seconds"] > 0 and figures["vs_python_pass"] > 0
+        if name.endswith("--help"):
+            assert figures["exit_code"] == 0
+        else:
+            assert figures["exit_code"] in (1, 2) and ": error: " in figures["first_line"], (name, figures)

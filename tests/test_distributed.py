@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from models import strategy as strategy_lib
-from pipeline import make_dataset
+from pipeline import make_dataset, storage
 from tests.conftest import make_shards
 from tests.test_train import train
 
@@ -40,12 +40,12 @@ def test_data_service_is_for_training_input_only(service, tmp_path):
 
 
 def test_tpu_needs_cloud_storage_paths():
-    strategy_lib.check_paths("tpu", data_dir="gs://b/shards", model_dir="gs://b/runs")
-    strategy_lib.check_paths("mirrored", data_dir="/local", model_dir="runs")
+    storage.check_tpu_paths("tpu", data_dir="gs://b/shards", model_dir="gs://b/runs")
+    storage.check_tpu_paths("mirrored", data_dir="/local", model_dir="runs")
     with pytest.raises(ValueError, match="--data_dir=/local/shards: with --strategy=tpu"):
-        strategy_lib.check_paths("tpu", data_dir="/local/shards", model_dir="gs://b/runs")
+        storage.check_tpu_paths("tpu", data_dir="/local/shards", model_dir="gs://b/runs")
     with pytest.raises(ValueError, match="--model_dir=runs: with --strategy=tpu"):
-        strategy_lib.check_paths("tpu", data_dir="gs://b/shards", model_dir="runs")
+        storage.check_tpu_paths("tpu", data_dir="gs://b/shards", model_dir="runs")
     result = train("--strategy=tpu", "--data_dir=/local/shards", "--model_dir=gs://b/runs", "--model=gru")
     assert result.returncode != 0 and "must be gs:// paths" in result.stderr
 

@@ -33,7 +33,7 @@ def test_path_handling_of_remote_and_local_forms(tmp_path):
     assert manifest_lib.shard_paths("gs://b/s", m, "train") == ["gs://b/s/train-00000-of-00001.tfrecord"]
     with pytest.raises(OSError, match="ram://nothing/here.csv"):
         storage.read_bytes("ram://nothing/here.csv")
-    strategy_lib.check_paths("tpu", data_dir="gs://b/shards", model_dir="gs://b/runs")
+    storage.check_tpu_paths("tpu", data_dir="gs://b/shards", model_dir="gs://b/runs")
 
 
 def test_remote_video_tree_indexes_and_decodes_like_the_local_one(video_tree):
