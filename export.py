@@ -19,7 +19,7 @@ import tempfile
 from absl import app, flags, logging
 
 from models import kinds
-from pipeline import cli, storage
+from pipeline import cli, lock, storage
 from pipeline.clip_spec import ClipSpec
 
 FLAGS = flags.FLAGS
@@ -49,17 +49,25 @@ def export_model(model_dir: str, model: str, export_dir: str, version: int = 0) 
 
     FileNotFoundError when there is nothing to export, FileExistsError for a taken version.
     """
+    from models import trainer
+
+    name = best_model(model_dir) if model == "best" else model
+    checkpoint = os.path.join(model_dir, name, trainer.BEST)
+    if not storage.exists(checkpoint):
+        raise FileNotFoundError(f"{checkpoint}: no best checkpoint; train {name} first")
+    base = os.path.join(export_dir, name)
+    with lock.hold(base, "export"):  # one export at a time chooses and writes a version here
+        return _export_version(model_dir, name, base, version)
+
+
+def _export_version(model_dir: str, name: str, base: str, version: int) -> str:
     import keras
 
     from models import serving, trainer
 
-    name = best_model(model_dir) if model == "best" else model
     run_dir = os.path.join(model_dir, name)
-    checkpoint = os.path.join(run_dir, trainer.BEST)
-    if not storage.exists(checkpoint):
-        raise FileNotFoundError(f"{checkpoint}: no best checkpoint; train {name} first")
     state = json.loads(storage.read_text(os.path.join(run_dir, trainer.STATE)))
-    base = os.path.join(export_dir, name)
+    checkpoint = os.path.join(run_dir, trainer.BEST)
     version = version or serving.next_version(base)
     final = os.path.join(base, str(version))
     if storage.exists(final):
@@ -98,7 +106,7 @@ def main(argv: list[str]) -> None:
     cli.tensorflow()
     try:
         print(export_model(FLAGS.model_dir, FLAGS.model, FLAGS.export_dir, FLAGS.version))
-    except (FileNotFoundError, FileExistsError) as e:
+    except (FileNotFoundError, FileExistsError, lock.LockedError) as e:
         raise cli.CommandError(str(e)) from None
 
 

@@ -10,12 +10,13 @@ Flags only choose and override; the work is in `models/` and `pipeline/`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from absl import app, flags, logging
 
 from models import kinds
-from pipeline import cli
+from pipeline import cli, lock
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Output dir of `python -m pipeline.prepare` (holds manifest.json).")
@@ -167,6 +168,19 @@ def main(argv: list[str]) -> None:
         return
     manifest = _manifest()
     folds = _folds(manifest.num_folds)
+    runs = [(recipe, fold, name) for recipe in FLAGS.recipe for fold in folds for name in names]
+    with contextlib.ExitStack() as held:
+        if FLAGS.strategy != "multi_worker":  # there only the chief holds its run dirs (experiment), known once TF is up
+            try:
+                for recipe, fold, name in runs:
+                    held.enter_context(lock.hold(os.path.join(_model_dir(recipe, fold), name), "train"))
+            except lock.LockedError as e:
+                raise cli.CommandError(str(e)) from None
+        _train(manifest, runs)
+
+
+def _train(manifest, runs: list[tuple[str, int | None, str]]) -> None:
+    """Train and evaluate each (recipe, fold, model) run, then write the report."""
     tf = cli.tensorflow()
     import keras
 
@@ -183,14 +197,13 @@ def main(argv: list[str]) -> None:
     strategy_lib.set_precision(FLAGS.mixed_precision)
     strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.tpu)
     logging.info("%s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
-    runs = [(recipe, fold, name) for recipe in FLAGS.recipe for fold in folds for name in names]
     try:
         results = []
         with Progress(len(runs) * FLAGS.epochs, "train", unit="epoch", every=60.0) as job:
             for i, (recipe, fold, name) in enumerate(runs, start=1):
                 job.describe(_run_label(i, len(runs), name, recipe, fold))
                 results.append(experiment.train_and_evaluate(name, _config(recipe, fold), strategy, manifest, job))
-    except ValueError as e:
+    except (ValueError, lock.LockedError) as e:
         raise cli.CommandError(str(e)) from None
     except tf.errors.UnavailableError as e:  # MultiWorkerMirroredStrategy: a peer stopped
         raise cli.CommandError(f"a worker of the cluster stopped ({e.message.splitlines()[0]}); "

@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from models import builder, evaluation, report, trainer
-from pipeline import storage
+from pipeline import lock, storage
 from pipeline.manifest import Manifest
 from pipeline.progress import Progress
 
@@ -39,15 +39,23 @@ def train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dist
     test_accuracy is the clip accuracy (the centre view); test_video_accuracy averages the
     probabilities of the clip's K views (segment sampling's test-time averaging; equal with K = 1).
     """
-    run_dir = os.path.join(config.model_dir, name)
     roles = manifest.roles(config.fold)
     for role, splits in (("validation", roles.validation), ("test", roles.test)):
         if manifest.count(splits) == 0:
             raise ValueError(f"{config.data_dir}: the {role} split ({'+'.join(splits)}) is empty; "
                              "prepare more clips or other --split_fractions")
-    state = trainer.train(name, config, strategy, manifest, progress)
-    if not trainer.is_chief(strategy):
+    if not trainer.is_chief(strategy):  # the chief holds the run dir; the others write nothing there
+        trainer.train(name, config, strategy, manifest, progress)
         return None
+    with lock.hold(os.path.join(config.model_dir, name), "train"):
+        return _train_and_evaluate(name, config, strategy, manifest, progress)
+
+
+def _train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest,
+                        progress: Progress | None) -> dict[str, Any]:
+    run_dir = os.path.join(config.model_dir, name)
+    roles = manifest.roles(config.fold)
+    state = trainer.train(name, config, strategy, manifest, progress)
     # Loaded outside the strategy, so evaluation runs on one device: the test split is small next
     # to training, and predict_on_batch under MirroredStrategy hands every replica the whole batch.
     model = keras.models.load_model(os.path.join(run_dir, trainer.BEST))

@@ -13,7 +13,7 @@ import re
 
 from absl import app, flags, logging
 
-from pipeline import cli, index
+from pipeline import cli, index, lock
 from pipeline.clip_spec import ClipSpec
 
 # Decoding workers are spawned and re-import this module by name, so it must not import
@@ -113,6 +113,15 @@ def main(argv: list[str]) -> None:
     except ImportError as e:
         raise cli.CommandError(str(e)) from None
     logging.info("%d videos in %d classes: %s", len(videos), len(label_names), ", ".join(label_names))
+    try:
+        with lock.hold(FLAGS.output_dir, "prepare"):  # before TensorFlow loads: a second run is refused at once
+            _write(clip, label_names, by_split, engine)
+    except lock.LockedError as e:
+        raise cli.CommandError(str(e)) from None
+    logging.info("done: %s", os.path.join(FLAGS.output_dir, "manifest.json"))
+
+
+def _write(clip: ClipSpec, label_names: list[str], by_split: dict[str, list[index.Video]], engine) -> None:
     cli.tensorflow()
     from pipeline import writer
     from pipeline.manifest import ManifestError
@@ -128,7 +137,6 @@ def main(argv: list[str]) -> None:
         )
     except (writer.OutputDirError, ManifestError, ValueError) as e:
         raise cli.CommandError(str(e)) from None
-    logging.info("done: %s", os.path.join(FLAGS.output_dir, "manifest.json"))
 
 
 if __name__ == "__main__":

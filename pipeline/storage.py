@@ -106,8 +106,13 @@ def write_atomic(path: str, data: bytes | str) -> None:
         with _gfile().GFile(tmp, "wb") as f:
             f.write(data)
     else:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+        except OSError as e:  # a full disk fails in write() or close(), which name no file: name it
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise OSError(e.errno, e.strerror, e.filename or tmp) from e
     rename(tmp, path)
 
 

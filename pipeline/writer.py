@@ -25,7 +25,7 @@ import time
 from typing import Any, Sequence
 
 from pipeline import manifest as manifest_lib
-from pipeline import records, shards, storage
+from pipeline import lock, records, shards, storage
 from pipeline.clip_spec import ClipSpec
 from pipeline.frames import EncodedClip, read_encoded_clip
 from pipeline.index import Video
@@ -219,8 +219,14 @@ def write_dataset(
     the manifest. Resumes a killed run.
 
     `engine` runs the two phases (default: LocalEngine(num_workers)); whatever runs them, the
-    output bytes are the same.
+    output bytes are the same. OUT is held for the run (pipeline.lock): a second prepare into it
+    gets LockedError, naming this one.
     """
+    with lock.hold(out_dir, "prepare"):
+        return _write_dataset(videos_by_split, label_names, out_dir, settings, num_workers, overwrite, data_dir, engine)
+
+
+def _write_dataset(videos_by_split, label_names, out_dir, settings, num_workers, overwrite, data_dir, engine) -> manifest_lib.Manifest:
     start = time.monotonic()
     engine = engine or LocalEngine(num_workers)
     plan = make_plan(videos_by_split, label_names)
@@ -272,6 +278,12 @@ def _log_summary(result: manifest_lib.Manifest, planned: int, seconds: float) ->
     log.info("examples per split and class:\n%s", "\n".join(lines))
     for s in result.skipped:
         log.info("skipped %s: %s", s.source, s.reason)
+    empty = [s for s in names if result.splits[s].num_examples == 0]
+    if empty:
+        counts = ", ".join(f"{s} {result.splits[s].num_examples}" for s in names)
+        log.warning("the %s split%s empty (%s clips: %s): too few clips or groups for the split; train.py needs "
+                    "clips in validation and test: add clips, change --split_fractions (or --group_regex), or use --num_folds",
+                    " and ".join(empty), "s are" if len(empty) > 1 else " is", written, counts)
     log.info(
         "wrote %d clips (%d skipped) in %d shards, %.1f MB, in %.1f s (%.2f clips/s over %d planned)",
         written,

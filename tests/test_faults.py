@@ -1,0 +1,162 @@
+"""Faults a production job meets, injected for real: a full filesystem and a read-only one (small
+tmpfs mounts: CI runs as root; skipped, with the reason, where mounting is not allowed), two runs
+on one directory, a lock left by a killed run. Each asserts the one line the user sees, the exit
+code, and that the rerun ends where a clean run does.
+
+(kill -9 at several points of prepare and train, and the resume that follows, are in test_prepare
+and test_train.)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline import lock, synthetic, writer
+from tests.conftest import ROOT, make_shards, run_module
+
+PREPARE = ["--num_frames=4", "--height=32", "--width=40", "--group_regex=^(actor\\d+)_", "--num_workers=1", "--shard_size_mb=0.05"]
+
+
+def shard_bytes(out_dir: str) -> dict[str, bytes]:
+    return {n: open(os.path.join(out_dir, n), "rb").read() for n in sorted(os.listdir(out_dir)) if n.endswith(".tfrecord")}
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp("fault-videos"))
+    synthetic.generate(root, clips_per_class=6, num_actors=6, seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def clean_run(videos, tmp_path_factory) -> str:
+    out = str(tmp_path_factory.mktemp("clean") / "shards")
+    result = run_module("pipeline.prepare", f"--data_dir={videos}", f"--output_dir={out}", *PREPARE)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def _size(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def _mount_tmpfs(path: str, options: str) -> None:
+    os.makedirs(path, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", path], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or 'not allowed'}); needs root on Linux")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    mounted = []
+
+    def mount(name: str, options: str) -> str:
+        path = str(tmp_path / name)
+        _mount_tmpfs(path, options)
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", path], capture_output=True)
+
+
+def test_prepare_into_a_full_disk_is_one_line_and_the_same_command_resumes_to_a_clean_runs_bytes(videos, clean_run, tmpfs):
+    disk = tmpfs("small", f"size={max(4096, _size(clean_run) // 2 // 4096 * 4096)}")
+    out = os.path.join(disk, "shards")
+    full = run_module("pipeline.prepare", f"--data_dir={videos}", f"--output_dir={out}", *PREPARE)
+    last = full.stderr.strip().splitlines()[-1]
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr[-2000:]
+    assert re.fullmatch(rf"prepare: error: {re.escape(out)}/\S+: No space left on device; free space and run the same "
+                        "command again: it resumes", last), last
+    subprocess.run(["mount", "-o", "remount,size=64m", disk], check=True)
+    again = run_module("pipeline.prepare", f"--data_dir={videos}", f"--output_dir={out}", *PREPARE)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming: " in again.stderr  # what was encoded before the disk filled was kept
+    assert shard_bytes(out) == shard_bytes(clean_run) and len(shard_bytes(out)) > 1
+
+
+def test_prepare_into_a_read_only_filesystem_is_one_line(videos, tmpfs):
+    place = tmpfs("read-only", "ro,size=1m")
+    out = os.path.join(place, "shards")
+    result = run_module("pipeline.prepare", f"--data_dir={videos}", f"--output_dir={out}", *PREPARE)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"prepare: error: {out}: Read-only file system; choose a writable place, or remount it, then run the same command again")
+
+
+def _wait_for_holder(directory: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    path = os.path.join(directory, lock.LOCK_FILE)
+    deadline = time.monotonic() + timeout  # a hang bound, not a speed judgement
+    while time.monotonic() < deadline and process.poll() is None:
+        if os.path.exists(path) and f'"pid": {process.pid}' in open(path).read():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"{directory} was never held by pid {process.pid} (exit {process.poll()})")
+
+
+def _start(command: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _refusal(out: str, pid: int, command: str) -> str:
+    return (rf"{command}: error: {re.escape(out)}: in use by {command} \(pid {pid} on {re.escape(socket.gethostname())}, "
+            r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\); wait for it to finish or stop it, then run this again")
+
+
+def test_a_second_prepare_into_a_held_directory_is_refused_at_once_and_the_first_is_untouched(videos, clean_run, tmp_path):
+    out = str(tmp_path / "shards")
+    first = _start(["-m", "pipeline.prepare", f"--data_dir={videos}", f"--output_dir={out}", *PREPARE])
+    _wait_for_holder(out, first)
+    second = run_module("pipeline.prepare", f"--data_dir={videos}", f"--output_dir={out}", *PREPARE)
+    _, err = first.communicate(timeout=600)
+    assert second.returncode == 1 and re.fullmatch(_refusal(out, first.pid, "prepare"), second.stderr.strip().splitlines()[-1]), second.stderr
+    assert "Traceback" not in second.stderr
+    assert first.returncode == 0, err[-2000:]
+    assert shard_bytes(out) == shard_bytes(clean_run)
+
+
+def test_a_second_training_on_a_held_run_dir_is_refused_and_the_first_finishes(clean_run, tmp_path):
+    args = ["train.py", f"--data_dir={clean_run}", "--model=gru", f"--model_dir={tmp_path}", "--epochs=3", "--batch_size=8"]
+    first = _start(args)
+    _wait_for_holder(str(tmp_path / "gru"), first)
+    second = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    _, err = first.communicate(timeout=600)
+    assert second.returncode == 1 and re.fullmatch(_refusal(str(tmp_path / "gru"), first.pid, "train"), second.stderr.strip()), second.stderr
+    assert first.returncode == 0 and os.path.exists(tmp_path / "gru" / "metrics.json"), err[-2000:]
+
+
+def test_a_lock_left_by_a_killed_process_does_not_block_and_a_live_one_does(tmp_path):
+    holder = _start(["-c", f"from pipeline import lock; import time\nwith lock.hold({str(tmp_path)!r}, 'prepare'):\n"
+                           "    print('held', flush=True); time.sleep(600)"])
+    assert holder.stdout.readline() == "held\n"
+    with pytest.raises(lock.LockedError, match=rf"in use by prepare \(pid {holder.pid} on "):
+        with lock.hold(str(tmp_path), "prepare"):
+            pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=60)
+    with lock.hold(str(tmp_path), "prepare"):
+        with lock.hold(str(tmp_path), "prepare"):  # this process again (command line, then library): no-op
+            pass
+    with lock.hold("ram://bucket/shards", "prepare"):  # remote: not locked, path untouched
+        pass
+
+
+def test_an_empty_split_is_said_at_the_end_with_the_counts_and_the_flags_to_change(tmp_path, caplog):
+    manifest = make_shards(str(tmp_path), {"train": 6, "validation": 2, "test": 0})
+    caplog.set_level("WARNING", logger="pipeline.writer")
+    writer._log_summary(manifest, planned=8, seconds=1.0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "the test split is empty (8 clips: train 6, validation 2, test 0): too few clips or groups for the split; train.py "
+        "needs clips in validation and test: add clips, change --split_fractions (or --group_regex), or use --num_folds"]
