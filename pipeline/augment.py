@@ -1,8 +1,9 @@
 """Training augmentation for night footage, the same for every frame of a clip.
 
 One random draw per clip (never per frame, which would fake motion): horizontal flip,
-brightness, contrast and gamma jitter (night video varies most in exposure and sensor gain),
-and a small crop resized back to the frame size. Stateless random ops with a seed per clip,
+brightness, contrast and gamma jitter (night video varies most in exposure and sensor gain;
+applied as one 256-level table to the clip's pixels), and a small crop resized back to the
+frame size. Stateless random ops with a seed per clip,
 so a seeded pipeline augments the same way on every run.
 
 A strength in (0, 1] scales every range (1: the full ranges below; 0.5: half the crop, half
@@ -34,6 +35,20 @@ def ranges(strength: float) -> dict[str, tuple[float, float]]:
     }
 
 
+def _exposure_table(frames: tf.Tensor, gamma: tf.Tensor, contrast: tf.Tensor, brightness: tf.Tensor) -> tf.Tensor:
+    """The exposure jitter as a table, uint8 level -> float32 level in [0, 1]: gamma, then contrast
+    about the clip's mean level after gamma, then brightness. The mean comes from the clip's exact
+    histogram: a float mean over a whole clip, split over threads, rounds differently from run to
+    run (and the per-pixel arithmetic, fused or not, with it), which made --deterministic training
+    runs end apart; a 256-entry table and a gather do not."""
+    levels = tf.range(256, dtype=tf.float64) / 255.0
+    curve = tf.pow(levels, tf.cast(gamma, tf.float64))
+    counts = tf.math.bincount(tf.reshape(tf.cast(frames, tf.int32), [-1]), minlength=256, maxlength=256, dtype=tf.int64)
+    mean = tf.reduce_sum(tf.cast(counts, tf.float64) * curve) / tf.cast(tf.size(frames), tf.float64)
+    table = (curve - mean) * tf.cast(contrast, tf.float64) + mean + tf.cast(brightness, tf.float64)
+    return tf.cast(tf.clip_by_value(table, 0.0, 1.0), tf.float32)
+
+
 def augment_clip(frames: tf.Tensor, seed: tf.Tensor, strength: float = 1.0) -> tf.Tensor:
     """frames: uint8 [T, H, W, C] (C = 3, or 6 with each frame's successor: both get the same draw);
     seed: int64 [2]. Returns uint8 [T, H, W, C]."""
@@ -41,18 +56,14 @@ def augment_clip(frames: tf.Tensor, seed: tf.Tensor, strength: float = 1.0) -> t
     seeds = tf.random.experimental.stateless_split(seed, num=6)
     shape = tf.shape(frames)
     h, w = shape[1], shape[2]
-    x = tf.image.convert_image_dtype(frames, tf.float32)
+    draw = lambda i, bounds: tf.random.stateless_uniform([], seeds[i], *bounds)  # noqa: E731
+    table = _exposure_table(frames, draw(3, r["gamma"]), draw(4, r["contrast"]), draw(5, r["brightness"]))
+    x = tf.gather(table, tf.cast(frames, tf.int32))
     flip = tf.random.stateless_uniform([], seeds[0]) < 0.5
     x = tf.cond(flip, lambda: tf.reverse(x, axis=[2]), lambda: x)
-    scale = tf.random.stateless_uniform([], seeds[1], *r["crop"])
+    scale = draw(1, r["crop"])
     offset = tf.random.stateless_uniform([2], seeds[2], 0.0, 1.0) * (1.0 - scale)
     box = tf.stack([offset[0], offset[1], offset[0] + scale, offset[1] + scale])
     t = tf.shape(x)[0]
     x = tf.image.crop_and_resize(x, tf.tile(box[None], [t, 1]), tf.range(t), tf.stack([h, w]))
-    gamma = tf.random.stateless_uniform([], seeds[3], *r["gamma"])
-    x = tf.pow(tf.clip_by_value(x, 0.0, 1.0), gamma)
-    contrast = tf.random.stateless_uniform([], seeds[4], *r["contrast"])
-    mean = tf.reduce_mean(x)
-    x = (x - mean) * contrast + mean + tf.random.stateless_uniform([], seeds[5], *r["brightness"])
     return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)
-
