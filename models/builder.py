@@ -6,9 +6,10 @@
 
 Frame input: "rgb" (pixels scaled to [0, 1]), "diff" (each kept frame minus the one kept before,
 zeros for the first: change of pose over a segment), "next_diff" (each frame's successor minus
-the frame: motion over one frame interval, for clips with the next frame) or either with "rgb+"
-(both, as 6 channels). Computed
-inside the model, so a served model takes the same uint8 frames whatever the choice.
+the frame: motion over one frame interval, for clips with the next frame), "bg_diff" (minus the
+clip's per-pixel median), "flow" (the stored optical flow, for clips prepared with it), or a '+'
+join of them, stacked on channels. Computed inside the model, so a served model takes the same
+uint8 images whatever the choice.
 
 Front ends: "flat" flattens each frame (F = H*W*C); "cnn" is, per frame, Conv2D(256, 15x15,
 stride 15, same, relu) -> MaxPool(2, same) -> Dropout(0.5) -> Flatten (F = 22,528 at 240x320);
@@ -24,7 +25,7 @@ import keras
 from keras import layers
 
 from models.kinds import (  # noqa: F401
-    DISPLAY_NAMES, FRAME_INPUTS, MODEL_NAMES, MODELS, NEEDS_NEXT, ORIGINAL_MODELS, ModelKind, frame_input_parts,
+    DISPLAY_NAMES, FRAME_INPUTS, MODEL_NAMES, MODELS, NEEDS_FLOW, NEEDS_NEXT, ORIGINAL_MODELS, ModelKind, frame_input_parts,
 )
 
 _CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
@@ -68,6 +69,16 @@ class FirstFrame(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="noctact")
+class FlowField(layers.Layer):
+    """The flow images of each time step (grey, channels 6 and 9 of [B, T, H, W, 12] scaled to
+    [0, 1]) back to the flow's x and y in [-1, 1] (1: pipeline.flow's bound): [B, T, H, W, 2]."""
+
+    def call(self, x):
+        images = keras.ops.concatenate([x[..., 6:7], x[..., 9:10]], axis=-1)
+        return (images * 255.0 - 128.0) / 127.0
+
+
+@keras.saving.register_keras_serializable(package="noctact")
 class BackgroundDifference(layers.Layer):
     """Each frame minus the clip's per-pixel median over time (the lower median for even T):
     [B, T, H, W, C] -> [B, T, H, W, C]. With a static camera the median is the background where
@@ -88,6 +99,7 @@ def _frame_input(frames, frame_input: str):
         "diff": lambda: FrameDifference(name="frame_difference")(rgb),
         "next_diff": lambda: NextDifference(name="next_difference")(scaled),
         "bg_diff": lambda: BackgroundDifference(name="background_difference")(rgb),
+        "flow": lambda: FlowField(name="flow")(scaled),
     }
     parts = [make[p]() for p in frame_input_parts(frame_input)]
     if len(parts) == 1:
@@ -174,7 +186,8 @@ def build_model(
     frames_per_step: int = 1,
 ) -> keras.Model:
     """One of MODEL_NAMES. Input: uint8 frames [B, T, H, W, 3 * frames_per_step] (with 2, each time
-    step's frame and its successor on the channel axis: ClipSpec); output: probabilities [B, classes].
+    step's frame and its successor on the channel axis; with 4, then the flow's x and y images:
+    ClipSpec); output: probabilities [B, classes].
 
     feature_norm: LayerNormalization of the per-frame features before the recurrent stack.
     backbone_weights (mobilenet only): None (from scratch), "imagenet" (Keras downloads them) or
@@ -182,10 +195,12 @@ def build_model(
     """
     kind, cell = parse_name(name)
     parts = frame_input_parts(frame_input)
-    if frames_per_step not in (1, 2):
-        raise ValueError(f"frames_per_step must be 1 or 2, got {frames_per_step}")
-    if NEEDS_NEXT in parts and frames_per_step != 2:
+    if frames_per_step not in (1, 2, 4):
+        raise ValueError(f"frames_per_step must be 1, 2 or 4, got {frames_per_step}")
+    if NEEDS_NEXT in parts and frames_per_step < 2:
         raise ValueError(f"frame_input: {frame_input} needs each frame's successor; prepare the data with --with_next")
+    if NEEDS_FLOW in parts and frames_per_step != 4:
+        raise ValueError(f"frame_input: {frame_input} needs the optical flow; prepare the data with --flow")
     if backbone_weights and kind != "mobilenet":
         raise ValueError(f"backbone_weights: {name} has no pretrained backbone (only mobilenet_gru has)")
     if backbone_weights == "imagenet" and len(parts) > 1:

@@ -37,11 +37,13 @@ DISPLAY_NAMES = {name: kind.display_name for name, kind in MODELS.items()}
 # (a segment earlier: change of pose); "next_diff" the frame's successor minus the frame (1/fps
 # apart: motion, TSN's RGB difference; clips prepared --with_next); "bg_diff" the frame minus the
 # clip's per-pixel median over its time steps (a static camera's background: what moves, as a
-# silhouette, Weizmann's classic cue).
-FRAME_INPUT_PARTS = ("rgb", "diff", "next_diff", "bg_diff")
+# silhouette, Weizmann's classic cue); "flow" the optical flow from the frame to its successor, x
+# and y in [-1, 1] (clips prepared --flow; pipeline.flow).
+FRAME_INPUT_PARTS = ("rgb", "diff", "next_diff", "bg_diff", "flow")
 FRAME_INPUTS = ("rgb", "diff", "rgb+diff", "next_diff", "rgb+next_diff", "bg_diff", "bg_diff+next_diff",
-                "rgb+bg_diff+next_diff")  # the combinations measured (any "+" join of the parts is accepted)
+                "rgb+bg_diff+next_diff", "bg_diff+flow")  # the combinations measured (any "+" join of the parts is accepted)
 NEEDS_NEXT = "next_diff"
+NEEDS_FLOW = "flow"
 
 
 def frame_input_parts(frame_input: str) -> tuple[str, ...]:

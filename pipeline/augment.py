@@ -49,16 +49,21 @@ def _exposure_table(frames: tf.Tensor, gamma: tf.Tensor, contrast: tf.Tensor, br
     return tf.cast(tf.clip_by_value(table, 0.0, 1.0), tf.float32)
 
 
-def augment_clip(frames: tf.Tensor, seed: tf.Tensor, strength: float = 1.0) -> tf.Tensor:
-    """frames: uint8 [T, H, W, C] (C = 3, or 6 with each frame's successor: both get the same draw);
-    seed: int64 [2]. Returns uint8 [T, H, W, C]."""
+def augment_clip(frames: tf.Tensor, seed: tf.Tensor, strength: float = 1.0, flow: bool = False) -> tf.Tensor:
+    """frames: uint8 [T, H, W, C] (C = 3, or 6 with each frame's successor: both get the same draw;
+    12 with flow: the last 6 channels are the flow's x and y images, which the flip and crop move
+    and rescale as a flow field and the exposure jitter leaves alone); seed: int64 [2].
+    Returns uint8 [T, H, W, C]."""
     r = ranges(strength)
     seeds = tf.random.experimental.stateless_split(seed, num=6)
     shape = tf.shape(frames)
     h, w = shape[1], shape[2]
     draw = lambda i, bounds: tf.random.stateless_uniform([], seeds[i], *bounds)  # noqa: E731
-    table = _exposure_table(frames, draw(3, r["gamma"]), draw(4, r["contrast"]), draw(5, r["brightness"]))
-    x = tf.gather(table, tf.cast(frames, tf.int32))
+    images = frames[..., :6] if flow else frames
+    table = _exposure_table(images, draw(3, r["gamma"]), draw(4, r["contrast"]), draw(5, r["brightness"]))
+    x = tf.gather(table, tf.cast(images, tf.int32))
+    if flow:  # flow bytes as they are (the table would change them): centred on 128, in units of 1/255
+        x = tf.concat([x, tf.cast(frames[..., 6:], tf.float32) / 255.0], axis=-1)
     flip = tf.random.stateless_uniform([], seeds[0]) < 0.5
     x = tf.cond(flip, lambda: tf.reverse(x, axis=[2]), lambda: x)
     scale = draw(1, r["crop"])
@@ -66,4 +71,16 @@ def augment_clip(frames: tf.Tensor, seed: tf.Tensor, strength: float = 1.0) -> t
     box = tf.stack([offset[0], offset[1], offset[0] + scale, offset[1] + scale])
     t = tf.shape(x)[0]
     x = tf.image.crop_and_resize(x, tf.tile(box[None], [t, 1]), tf.range(t), tf.stack([h, w]))
+    if flow:
+        x = tf.concat([x[..., :6], _moved_flow(x[..., 6:], flip, scale)], axis=-1)
     return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def _moved_flow(images: tf.Tensor, flip: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """Flow images (x: channels 0-2, y: 3-5; byte / 255, 128 / 255 = no motion) after the frames
+    were flipped and a crop of side `scale` was resized to the frame: the flip turns x around, the
+    zoom multiplies every displacement by 1 / scale. Bytes stay clipped to [1, 255] as stored."""
+    centre = 128.0 / 255.0
+    sign = tf.where(flip, -1.0, 1.0)
+    factors = tf.stack([sign, sign, sign, 1.0, 1.0, 1.0]) / scale
+    return tf.clip_by_value(centre + (images - centre) * factors, 1.0 / 255.0, 1.0)

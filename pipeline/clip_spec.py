@@ -4,10 +4,12 @@ A clip covers a video with `num_frames` equal segments (T, the model's time step
 keeps `candidates` frames (K, odd; TSN's segment sampling: training draws one per segment each
 epoch, evaluation takes the centre one, which is the frame a plain even spread of T picks), and
 with `with_next` the frame right after each kept one too (P = 2: the pair whose difference is
-TSN's "RGB difference", motion over 1/fps seconds instead of over a whole segment).
+TSN's "RGB difference", motion over 1/fps seconds instead of over a whole segment). With `flow`
+(which needs the pair) the optical flow from each kept frame to its successor follows it, as two
+grey images, x then y (P = 4; pipeline.flow says how it is computed and quantised).
 
-Stored order, for segment t, candidate j and pair member p: position (t * K + j) * P + p.
-The model takes, per clip, one candidate of each segment with its pair stacked on the channel
+Stored order, for segment t, candidate j and member p: position (t * K + j) * P + p.
+The model takes, per clip, one candidate of each segment with its members stacked on the channel
 axis: uint8 [T, H, W, 3 * P]. No TensorFlow here: prepare's workers use this module.
 """
 
@@ -38,6 +40,7 @@ class ClipSpec:
     jpeg_quality: int = 90
     candidates: int = 1
     with_next: bool = False
+    flow: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_frames", "height", "width", "candidates"):
@@ -47,16 +50,23 @@ class ClipSpec:
             raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
         if self.candidates % 2 == 0:
             raise ValueError(f"candidates must be odd (one of them is the centre), got {self.candidates}")
+        if self.flow and not self.with_next:
+            raise ValueError("flow needs with_next: the flow runs from each kept frame to the next one")
 
     @property
     def frames_per_step(self) -> int:
-        """P: frames the model sees at each time step (the frame, and its successor with_next)."""
-        return 2 if self.with_next else 1
+        """P: images the model sees at each time step: the frame; its successor with_next; the
+        flow's x and y images with flow."""
+        return 1 + int(self.with_next) + 2 * int(self.flow)
 
     @property
     def stored_frames(self) -> int:
         """JPEGs in one record: T * K * P."""
         return self.num_frames * self.candidates * self.frames_per_step
+
+    def member(self, position: int) -> str:
+        """What the stored image at `position` is: 'frame', 'next', 'flow_x' or 'flow_y'."""
+        return ("frame", "next", "flow_x", "flow_y")[position % self.frames_per_step]
 
     @property
     def channels(self) -> int:
@@ -73,12 +83,13 @@ class ClipSpec:
         return (self.num_frames, self.height, self.width, self.channels)
 
     def plan(self, num_available: int) -> list[int]:
-        """The decoded-frame index of each stored frame, in stored order, for a video of
-        `num_available` frames. With K = 1 and no pair this is sample_indices(n, T)."""
+        """The decoded-frame index of each stored image, in stored order, for a video of
+        `num_available` frames (a flow image: the frame it starts from). With K = 1 and no pair
+        this is sample_indices(n, T)."""
         kept = sample_indices(num_available, self.num_frames * self.candidates)
         if not self.with_next:
             return kept
-        return [i for k in kept for i in (k, min(k + 1, num_available - 1))]
+        return [i for k in kept for i in (k, min(k + 1, num_available - 1)) + ((k, k) if self.flow else ())]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

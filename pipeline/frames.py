@@ -20,7 +20,7 @@ import av
 import cv2
 import numpy as np
 
-from pipeline import sampler, storage
+from pipeline import flow, sampler, storage
 from pipeline.clip_spec import ClipSpec, sample_indices
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -213,12 +213,13 @@ def read_frames_sequential(path: str, plan_for: Callable[[int], list[int]], heig
     return Clip(frames=frames, indices=tuple(plan), frames_decoded=decoded)
 
 
-def encode_jpeg(frames: np.ndarray, quality: int) -> list[bytes]:
-    """JPEG-encode each RGB frame. frames: uint8 [T, H, W, 3]. Deterministic for fixed input."""
+def encode_jpeg(frames, quality: int) -> list[bytes]:
+    """JPEG-encode each RGB frame (uint8 [H, W, 3]) or grey image (uint8 [H, W]), e.g. frames:
+    uint8 [T, H, W, 3]. Deterministic for fixed input."""
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     out = []
     for frame in frames:
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), params)
+        ok, buf = cv2.imencode(".jpg", frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), params)
         if not ok:
             raise VideoError(f"JPEG encoding failed for a frame of shape {frame.shape}")
         out.append(buf.tobytes())
@@ -239,4 +240,14 @@ def read_encoded_clip(job: tuple[str, ClipSpec]) -> EncodedClip:
     the spec describes, JPEG-encoded at its quality. Runs in a worker process."""
     path, spec = job
     clip = read_frames(path, spec.plan, spec.height, spec.width)
-    return EncodedClip(tuple(encode_jpeg(clip.frames, spec.jpeg_quality)), clip.indices, clip.frames_decoded)
+    return EncodedClip(tuple(encode_jpeg(stored_images(clip.frames, spec), spec.jpeg_quality)), clip.indices, clip.frames_decoded)
+
+
+def stored_images(frames: np.ndarray, spec: ClipSpec) -> list[np.ndarray]:
+    """The images a record stores, from the frames read by spec.plan: the frames themselves, and
+    with spec.flow each time step's flow images (x, y: grey) computed from its frame and the next."""
+    images = list(frames)
+    if spec.flow:
+        for start in range(0, len(images), spec.frames_per_step):
+            images[start + 2], images[start + 3] = flow.flow_images(images[start], images[start + 1])
+    return images

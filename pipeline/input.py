@@ -76,7 +76,7 @@ def train_decoder(spec: ClipSpec, augment: float):
         seeds = tf.random.experimental.stateless_split(seed, num=2)
         frames = records.decode_view(jpegs, spec, records.random_choice(spec, seeds[0]))
         if augment:
-            frames = augment_lib.augment_clip(frames, seeds[1], augment)
+            frames = augment_lib.augment_clip(frames, seeds[1], augment, flow=spec.flow)
         return frames, label
 
     return decode

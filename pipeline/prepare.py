@@ -27,6 +27,8 @@ flags.DEFINE_list("label_names", None, "Class names in label-id order (default: 
 flags.DEFINE_integer("num_frames", 10, "Time steps per clip: the video is cut into this many equal segments.")
 flags.DEFINE_integer("candidates", 1, "Frames kept per segment (odd): training draws one at random each epoch, "
                      "evaluation and serving take the centre one (TSN's segment sampling).")
+flags.DEFINE_bool("flow", False, "Also store the optical flow from each kept frame to the next (OpenCV DIS, as two "
+                  "grey images, TSN's flow images) for --frame_input=...flow; implies --with_next.")
 flags.DEFINE_bool("with_next", False, "Also keep the frame right after each kept one, for short-term motion "
                   "(--frame_input=next_diff: TSN's RGB difference).")
 flags.DEFINE_integer("height", 240, "Frame height after letterboxing.")
@@ -79,7 +81,7 @@ def _clip() -> ClipSpec:
     try:
         return ClipSpec(
             num_frames=FLAGS.num_frames, height=FLAGS.height, width=FLAGS.width, jpeg_quality=FLAGS.jpeg_quality,
-            candidates=FLAGS.candidates, with_next=FLAGS.with_next,
+            candidates=FLAGS.candidates, with_next=FLAGS.with_next or FLAGS.flow, flow=FLAGS.flow,
         )
     except ValueError as e:
         raise app.UsageError(f"--{e}") from None

@@ -4,13 +4,15 @@ The only place that names feature keys or says how a clip is encoded. The writer
 function, verify, export's record signature and predict all go through here.
 
 Schema version 2 (the manifest's format_version 2 and its `clip` spec): N = ClipSpec.stored_frames
-= T segments x K candidates x P (2 with the next frame), in ClipSpec order; version 1 is the case
-K = 1, P = 1 (N = T).
+= T segments x K candidates x P (2 with the next frame; 4 with the flow's x and y images after
+it), in ClipSpec order; version 1 is the case K = 1, P = 1 (N = T).
 
 | key                      | type         | value                                             |
 |--------------------------|--------------|---------------------------------------------------|
-| clip/frames              | bytes  x N   | JPEG of each stored RGB frame, H x W               |
+| clip/frames              | bytes  x N   | JPEG of each stored image, H x W: an RGB frame, or |
+|                          |              | a grey flow image (pipeline.flow)                  |
 | clip/frame_indices       | int64  x N   | index of each stored frame among decoded frames    |
+|                          |              | (a flow image: the frame its flow starts from)     |
 | clip/frames_decoded      | int64        | frames the source video really holds               |
 | clip/label               | int64        | label id (position in the manifest's label_names)  |
 | clip/label_name          | bytes        | label name, UTF-8                                  |

@@ -48,7 +48,7 @@ MISTAKES = [
     (["train.py", "--epochs=ten"], 2, "train: error: flag --epochs=ten: invalid literal for int() with base 10: 'ten' "
      "(--help lists the flags)"),
     (["train.py", "--frame_input=rgb+rgb"], 2, "train: error: flag --frame_input=rgb+rgb: a '+' join of rgb, diff, "
-     "next_diff, bg_diff (--help lists the flags)"),
+     "next_diff, bg_diff, flow (--help lists the flags)"),
     (["train.py", "--data_dir={empty}"], 1, "train: error: {empty}/manifest.json: no manifest; is {empty} the output dir "
      "of `python -m pipeline.prepare`?"),
     (["train.py", "--data_dir=/local", "--strategy=tpu"], 1, "train: error: --data_dir=/local: with --strategy=tpu, data "

@@ -27,7 +27,15 @@ def test_next_frame_of_the_last_frame_is_itself():
     assert ClipSpec(num_frames=2, with_next=True).plan(2) == [0, 1, 1, 1]
 
 
+def test_flow_follows_each_pair_as_two_images_that_start_at_the_kept_frame():
+    spec = ClipSpec(num_frames=2, with_next=True, flow=True)
+    assert spec.plan(20) == [5, 6, 5, 5, 15, 16, 15, 15]
+    assert spec.frames_per_step == 4 and spec.channels == 12 and spec.stored_frames == 8
+    assert [spec.member(p) for p in range(5)] == ["frame", "next", "flow_x", "flow_y", "frame"]
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    (dict(flow=True), "flow needs with_next"),
     (dict(candidates=2), "candidates must be odd"),
     (dict(num_frames=0), "num_frames must be an integer >= 1"),
     (dict(jpeg_quality=0), r"jpeg_quality must be in \[1, 100\]"),

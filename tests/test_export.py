@@ -205,16 +205,17 @@ def test_new_model_options_export_with_the_same_answers(name, frame_input, tmp_p
     np.testing.assert_allclose(out["probabilities"].numpy(), model.predict(x, verbose=0), atol=1e-5)
 
 
-def test_pairs_and_candidates_serve_the_centre_view_like_evaluation(video_tree, tmp_path):
-    """Clips with 3 candidates per segment and the next frame: predict writes prepare's bytes, and
-    classify_records answers what the model answers on evaluation's centre view."""
+@pytest.mark.parametrize("flow", [False, True])
+def test_pairs_and_candidates_serve_the_centre_view_like_evaluation(video_tree, tmp_path, flow):
+    """Clips with 3 candidates per segment and the next frame (and its flow): predict writes
+    prepare's bytes, and classify_records answers what the model answers on evaluation's centre view."""
     from models import recipes
 
-    clip = ClipSpec(num_frames=3, height=24, width=32, candidates=3, with_next=True)
+    clip = ClipSpec(num_frames=3, height=24, width=32, candidates=3, with_next=True, flow=flow)
     names, by_split = split_tree(video_tree)
     shards = str(tmp_path / "shards")
     manifest = writer.write_dataset(by_split, names, shards, writer.Settings(clip=clip), num_workers=2)
-    model = trainer.build("convnet_gru", clip, len(names), recipes.get("improved", frame_input="bg_diff+next_diff"))
+    model = trainer.build("convnet_gru", clip, len(names), recipes.get("improved", frame_input="bg_diff+flow" if flow else "bg_diff+next_diff"))
     saved = str(tmp_path / "saved")
     serving.export(model, saved, names, clip)
     assert export_asset.read(saved).clip == clip
@@ -224,7 +225,7 @@ def test_pairs_and_candidates_serve_the_centre_view_like_evaluation(video_tree, 
                          clip.stored_frames)
     assert list(mine[records.FRAMES][0].numpy()) == list(parsed[records.FRAMES][0].numpy())  # byte-identical JPEGs
     frames, _ = next(iter(make_dataset(shards, "validation", 4, training=False)))
-    assert frames.shape == (4, 3, 24, 32, 6)
+    assert frames.shape == (4, 3, 24, 32, 12 if flow else 6)
     by_records = tf.saved_model.load(saved).signatures["classify_records"](records=raw)["probabilities"].numpy()
     np.testing.assert_allclose(by_records, model.predict(frames, verbose=0), atol=1e-5)
     # Test-time views: the average of the three views, the centre one predicted once.

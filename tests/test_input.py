@@ -112,6 +112,21 @@ def test_seeded_augmented_training_input_is_the_same_bytes_every_time(tmp_path):
     assert sum(int((a != b).sum()) for a, b in zip(first, second)) == 0
 
 
+def test_augmented_flow_is_moved_with_the_frames_and_kept_out_of_the_exposure_jitter():
+    frames = np.full((2, 16, 16, 12), 128, np.uint8)
+    frames[..., :6] = np.linspace(20, 230, 16 * 16 * 6).reshape(16, 16, 6).astype(np.uint8)
+    frames[..., 6:9], frames[..., 9:12] = 160, 100  # flow right (+32 bytes) and up (-28)
+    flipped = unflipped = 0
+    for s in range(12):
+        out = augment.augment_clip(tf.constant(frames), tf.constant([s, 1], tf.int64), 1.0, flow=True).numpy().astype(float)
+        x, y = out[..., 6:9] - 128, out[..., 9:12] - 128
+        zoom = -y[0, 8, 8, 0] / 28  # the crop's 1 / scale, in [1, 1 / 0.85]
+        assert 0.98 <= zoom <= 1 / 0.85 + 0.03 and np.ptp(y) <= 1 and np.ptp(x) <= 1  # one field, moved, never jittered
+        assert abs(abs(x[0, 8, 8, 0]) - 32 * zoom) <= 1.5
+        flipped, unflipped = flipped + (x[0, 8, 8, 0] < 0), unflipped + (x[0, 8, 8, 0] > 0)
+    assert flipped and unflipped  # the flip turns the flow around
+
+
 def test_exposure_table_is_gamma_then_contrast_about_the_mean_then_brightness():
     frames = tf.constant(np.array([0, 51, 102, 255], np.uint8).reshape(1, 2, 2, 1))
     table = augment._exposure_table(frames, tf.constant(2.0), tf.constant(1.5), tf.constant(0.05)).numpy()

@@ -84,7 +84,7 @@ def test_mixed_float16_computes_in_half_but_outputs_float32_with_loss_scaling():
         (dict(name="gru", num_classes=1), "num_classes must be >= 2"),
         (dict(name="gru", units=()), "units must be"),
         (dict(name="gru", dropout=1.0), "dropout must be in"),
-        (dict(name="gru", frame_input="flow"), r"frame_input: 'flow' is not a '\+' join"),
+        (dict(name="gru", frame_input="optical_flow"), r"frame_input: 'optical_flow' is not a '\+' join"),
         (dict(name="gru", frame_input="rgb+rgb"), r"frame_input: 'rgb\+rgb' is not a '\+' join"),
         (dict(name="cnn_gru", backbone_weights="imagenet"), "cnn_gru has no pretrained backbone"),
         (dict(name="mobilenet_gru", backbone_weights="imagenet", frame_input="rgb+diff"), "ImageNet weights take 3 channels"),
@@ -161,6 +161,16 @@ def test_rgb_of_pairs_keeps_the_original_parameter_counts(name):
     paired = build_model(name, **SMALL, frames_per_step=2)
     assert trainable_params(paired) == trainable_params(plain)
     assert build_model(name, **SMALL, frame_input="rgb+next_diff", frames_per_step=2).get_layer("rgb_and_diff").output.shape[-1] == 6
+
+
+def test_flow_input_is_the_stored_flow_bytes_back_in_units_of_the_bound():
+    model = build_model("convnet_gru", **SMALL, frame_input="bg_diff+flow", frames_per_step=4)
+    x = np.full((1, SMALL["num_frames"], SMALL["height"], SMALL["width"], 12), 128, np.uint8)
+    x[..., 6:9], x[..., 9:12] = 255, 1  # full right, full up
+    field = keras.Model(model.input, model.get_layer("flow").output)(x).numpy()
+    assert field.shape[-1] == 2 and np.allclose(field[..., 0], 1.0) and np.allclose(field[..., 1], -1.0)
+    with pytest.raises(ValueError, match="prepare the data with --flow"):
+        build_model("convnet_gru", **SMALL, frame_input="flow", frames_per_step=2)
 
 
 def test_next_diff_needs_pairs():

@@ -233,3 +233,26 @@ def test_folds_with_candidates_and_next_frames(video_tree, tmp_path):
     stored = records.decode_frames(parsed[records.FRAMES][0], clip.stored_frames, 24, 32).numpy()
     assert np.abs(stored.astype(int) - expected.astype(int)).mean() < 3  # JPEG q90
     assert verify.verify(str(tmp_path)) == []
+
+
+def test_flow_records_are_the_same_bytes_with_one_worker_or_two_and_hold_the_frames_flow(video_tree, tmp_path):
+    from pipeline import flow
+    from pipeline.frames import stored_images
+
+    clip = ClipSpec(num_frames=3, height=24, width=32, with_next=True, flow=True)
+    names, by_split = split_tree(video_tree)
+    outs = [str(tmp_path / "one"), str(tmp_path / "two")]
+    m = writer.write_dataset(by_split, names, outs[0], writer.Settings(clip=clip, shard_size_mb=0.02), num_workers=1)
+    writer.write_dataset(by_split, names, outs[1], writer.Settings(clip=clip, shard_size_mb=0.02), num_workers=2)
+    assert _shard_bytes(outs[0]) == _shard_bytes(outs[1]) and m.clip.stored_frames == 12
+    raw = list(tf.data.TFRecordDataset(manifest_lib.shard_paths(outs[0], m, "train")).as_numpy_iterator())
+    parsed = records.parse(tf.constant(raw[:1]), clip.stored_frames)
+    stored = records.decode_frames(parsed[records.FRAMES][0], clip.stored_frames, 24, 32).numpy().astype(int)
+    source = parsed[records.SOURCE][0].numpy().decode()
+    frames = read_frames(os.path.join(video_tree, source), clip.plan, 24, 32).frames
+    expected = stored_images(frames, clip)
+    for position in range(clip.stored_frames):
+        want = np.asarray(expected[position]).astype(int)
+        got = stored[position] if want.ndim == 3 else stored[position][..., 0]
+        assert np.abs(got - want).mean() < 3, (position, clip.member(position))  # JPEG q90
+    assert np.array_equal(expected[2], flow.flow_images(frames[0], frames[1])[0])

@@ -1,0 +1,32 @@
+"""pipeline.flow: the optical flow between a frame and the next, quantised as TSN's flow images."""
+
+import cv2
+import numpy as np
+
+from pipeline import flow
+
+
+def _texture(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (height // 4, width // 4, 3)).astype(np.uint8)
+    return cv2.GaussianBlur(cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC), (3, 3), 0)
+
+
+def test_a_frame_moved_one_pixel_right_and_half_a_pixel_down_is_that_flow():
+    big = _texture(96, 120)
+    frame, following = big[8:72, 8:88], big[8:72, 7:87]  # content moves 1 px right
+    x, y = flow.flow_images(frame, following)
+    assert x.dtype == y.dtype == np.uint8 and x.shape == y.shape == (64, 80)
+    inner = (slice(12, -12), slice(12, -12))
+    dx, dy = flow.displacement(x, 80)[inner], flow.displacement(y, 80)[inner]
+    assert abs(float(np.median(dx)) - 1.0) < 0.1 and abs(float(np.median(dy))) < 0.1
+    assert flow.bound(80) == 2.0 and flow.displacement(np.array([255, 128, 1], np.uint8), 80).tolist() == [2.0, 0.0, -2.0]
+
+
+def test_no_motion_is_128_and_a_large_motion_is_clipped_to_the_bound():
+    frame = _texture(64, 80, seed=1)
+    x, y = flow.flow_images(frame, frame)
+    assert np.all(np.abs(x.astype(int) - 128) <= 1) and np.all(np.abs(y.astype(int) - 128) <= 1)
+    far = np.roll(frame, 6, axis=1)  # 6 px: three times the bound at this width
+    x, _ = flow.flow_images(frame, far)
+    assert x.min() >= 1 and np.median(x[16:-16, 16:-16]) == 255
