@@ -167,8 +167,15 @@ class Checkpointing(keras.callbacks.Callback):
         s["history"].append(entry)
         s["epochs_run"] = epoch + 1
         val = entry.get("val_accuracy")
-        improved = val is not None and (s["best_val_accuracy"] is None or val > s["best_val_accuracy"])
-        if improved:
+        best = s["best_val_accuracy"]
+        # The best checkpoint is the latest epoch with the best validation accuracy: a small
+        # validation split ties often (10 clips: steps of 0.1), and of tied epochs the later one
+        # has trained longer at a lower rate. Early stopping counts strict improvements only.
+        improved = val is not None and (best is None or val >= best)
+        if improved and best is not None and val == best:
+            s["best_epoch"] = epoch + 1
+            s["epochs_without_improvement"] += 1
+        elif improved:
             s.update(best_val_accuracy=val, best_epoch=epoch + 1, epochs_without_improvement=0)
         else:
             s["epochs_without_improvement"] += 1
