@@ -1,4 +1,5 @@
-"""Train one of the six models, or all six, on prepared shards; evaluate on the test split.
+"""Train one of the models (the six of the original project and two more), or all of them, on prepared shards;
+evaluate on the test split (or each fold of a cross-validation).
 
     python train.py --data_dir=OUT --model=cnn_gru --model_dir=runs/x [flags]
     python train.py --data_dir=OUT --model=all --model_dir=runs/x   # + comparison.md

@@ -21,7 +21,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "cnn_gru", "Which of the six models.")
+flags.DEFINE_string("model", "cnn_gru", "Which model (models.kinds.MODEL_NAMES).")
 flags.DEFINE_integer("num_frames", 10, "Clip length.")
 flags.DEFINE_integer("height", 240, "Frame height.")
 flags.DEFINE_integer("width", 320, "Frame width.")

@@ -1,4 +1,4 @@
-"""Pictures and tables of results: confusion matrix, learning curves, the six-model comparison."""
+"""Pictures and tables of results: confusion matrix, learning curves, the models' comparison and cross-validation."""
 
 from __future__ import annotations
 

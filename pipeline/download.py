@@ -10,6 +10,7 @@ any entry that would land outside DIR; a completed DIR is left alone.
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import json
 import logging
@@ -140,11 +141,18 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def download(output_dir: str, url: str = KAGGLE_URL, auth: tuple[str, str] | None = None, keep_archive: bool = False) -> str:
-    """Download and extract into output_dir; returns 'done' or 'already complete'."""
+class Outcome(enum.Enum):
+    """What download() did: fetched and extracted now, or found a finished earlier run."""
+
+    DONE = "done"
+    ALREADY_COMPLETE = "already complete"
+
+
+def download(output_dir: str, url: str = KAGGLE_URL, auth: tuple[str, str] | None = None, keep_archive: bool = False) -> Outcome:
+    """Download and extract into output_dir (nothing to do if an earlier run finished)."""
     marker = os.path.join(output_dir, DONE_MARKER)
     if os.path.exists(marker):
-        return "already complete"
+        return Outcome.ALREADY_COMPLETE
     os.makedirs(output_dir, exist_ok=True)
     archive = os.path.join(output_dir, ARCHIVE)
     if not os.path.exists(archive):
@@ -157,7 +165,7 @@ def download(output_dir: str, url: str = KAGGLE_URL, auth: tuple[str, str] | Non
         json.dump(record, f, indent=1)
     os.replace(marker + ".tmp", marker)
     log.info("extracted %d entries into %s", entries, output_dir)
-    return "done"
+    return Outcome.DONE
 
 
 def main(argv: list[str]) -> None:
@@ -168,7 +176,7 @@ def main(argv: list[str]) -> None:
         state = download(FLAGS.output_dir, FLAGS.url, kaggle_credentials(), FLAGS.keep_archive)
     except DownloadError as e:
         raise cli.CommandError(str(e)) from None
-    print(f"{FLAGS.output_dir}: {state}")
+    print(f"{FLAGS.output_dir}: {state.value}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pipeline import cli, index, lock
 from pipeline.clip_spec import ClipSpec
 
 # Decoding workers are spawned and re-import this module by name, so it must not import
-# TensorFlow at import time: `writer` (which does) is imported inside main().
+# TensorFlow at import time (tests/test_cli.py checks it): `writer` (which does) is imported in _write().
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Class-per-folder video tree (folder name = class name).")

@@ -118,7 +118,7 @@ def _check(w: _Worker, ready: list, timeout: float) -> tuple[Outcome | None, boo
         except (EOFError, OSError):
             w.process.join(timeout=1)
             code = w.process.exitcode
-            return Outcome(w.task, False, error=f"decoder process died (exit code {code})"), True
+            return Outcome(w.task, False, error=f"worker process died (exit code {code})"), True
         return (Outcome(index, True, value=value) if ok else Outcome(index, False, error=value)), False
     if time.monotonic() - w.started >= timeout:
         return Outcome(w.task, False, error=f"timed out after {timeout:g} s"), True

@@ -167,3 +167,15 @@ def test_tensorflow_retracing_notes_are_dropped_and_other_warnings_kept():
     note = "5 out of the last 13 calls to <function f at 0x7f> triggered tf.function retracing. Tracing is expensive"
     assert cli._drop_retracing_notes(record(note)) is False
     assert cli._drop_retracing_notes(record("Gradients do not exist for variables")) is True
+
+
+NO_TENSORFLOW_MODULES = ["pipeline", "pipeline.cli", "pipeline.clip_spec", "pipeline.manifest", "pipeline.index", "pipeline.frames",
+                         "pipeline.flow", "pipeline.sampler", "pipeline.workers", "pipeline.lock", "pipeline.storage",
+                         "pipeline.export_asset", "pipeline.progress", "pipeline.nightify", "pipeline.synthetic",
+                         "pipeline.download", "pipeline.prepare", "pipeline.verify", "pipeline.predict", "models", "models.kinds"]
+
+
+def test_the_prepare_side_and_the_command_lines_import_without_tensorflow(no_tensorflow):
+    # prepare's decoding workers import these; the command lines check their flags with them.
+    result = run(no_tensorflow, "-c", f"import importlib\nfor m in {NO_TENSORFLOW_MODULES!r}: importlib.import_module(m)\nprint('ok')")
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stderr[-2000:]

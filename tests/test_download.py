@@ -82,13 +82,13 @@ def server():
 def test_downloads_with_credentials_follows_redirect_without_them_and_extracts(server, tmp_path):
     s = server(GOOD)
     out = str(tmp_path / "data")
-    assert download.download(out, s.url, ("user", "key")) == "done"
+    assert download.download(out, s.url, ("user", "key")) == download.Outcome.DONE
     assert open(os.path.join(out, "walk/b.mp4"), "rb").read() == zipfile.ZipFile(io.BytesIO(GOOD)).read("walk/b.mp4")
     assert [p for p, _ in s.requests] == ["/api", "/blob"]
     assert "Authorization" not in s.requests[1][1]  # credentials never go to the redirected host
     assert not os.path.exists(os.path.join(out, download.ARCHIVE))
     assert json.load(open(os.path.join(out, download.DONE_MARKER)))["archive_bytes"] == len(GOOD)
-    assert download.download(out, s.url, ("user", "key")) == "already complete"
+    assert download.download(out, s.url, ("user", "key")) == download.Outcome.ALREADY_COMPLETE
     assert len(s.requests) == 2
 
 
