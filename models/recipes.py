@@ -109,9 +109,18 @@ def optimizer(recipe: Recipe, total_steps: int) -> keras.optimizers.Optimizer:
     rate = learning_rate(recipe, total_steps)
     if recipe.weight_decay:
         opt = keras.optimizers.AdamW(rate, weight_decay=recipe.weight_decay, global_clipnorm=recipe.clipnorm)
-        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "norm"])
+        spare_from_decay(opt)
         return opt
     return keras.optimizers.Adam(rate, global_clipnorm=recipe.clipnorm)
+
+
+def spare_from_decay(opt: keras.optimizers.Optimizer) -> None:
+    """Biases and normalization parameters get no weight decay. Keras does not save this with the
+    optimizer, so a run resumed from a checkpoint calls it again (trainer.train); without it the
+    resumed run decayed them and ended elsewhere than an uninterrupted one."""
+    inner = getattr(opt, "inner_optimizer", opt)  # a LossScaleOptimizer wraps the AdamW
+    if isinstance(inner, keras.optimizers.AdamW):
+        inner.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "norm"])
 
 
 @keras.saving.register_keras_serializable(package="noctact")

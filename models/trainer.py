@@ -111,6 +111,7 @@ def new_state(name: str, manifest: Manifest, recipe: str, frame_input: str) -> d
         "epochs_without_improvement": 0,
         "stopped_early": False,
         "latest": None,
+        "seed_states": [],  # each random layer's generator state after the last finished epoch
     }
 
 
@@ -129,6 +130,25 @@ def load_state(run_dir: str, name: str, manifest: Manifest, recipe: str, frame_i
                 "(data dir's manifest, --recipe, --frame_input); use another --model_dir"
             )
     return state
+
+
+def _seed_generators(model: keras.Model) -> list[Any]:
+    """The random layers' seed generators (Dropout's and the like), in a fixed layer order."""
+    return [g for layer in model._flatten_layers(include_self=False) if (g := getattr(layer, "seed_generator", None)) is not None]
+
+
+def seed_states(model: keras.Model) -> list[list[int]]:
+    """Each random layer's generator state: what .keras files do not keep, and a resumed run
+    needs to draw the same dropout masks as an uninterrupted one."""
+    return [keras.ops.convert_to_numpy(g.state).tolist() for g in _seed_generators(model)]
+
+
+def restore_seed_states(model: keras.Model, states: list[list[int]]) -> None:
+    generators = _seed_generators(model)
+    if states and len(states) != len(generators):
+        raise ValueError(f"state.json holds {len(states)} seed states for a model with {len(generators)} random layers")
+    for generator, state in zip(generators, states):
+        generator.state.assign(keras.ops.convert_to_tensor(state, dtype=generator.state.dtype))
 
 
 class Checkpointing(keras.callbacks.Callback):
@@ -184,6 +204,7 @@ class Checkpointing(keras.callbacks.Callback):
             self.model.stop_training = True
         previous, latest = s["latest"], f"latest-{epoch + 1:04d}.keras"
         s["latest"] = latest
+        s["seed_states"] = seed_states(self.model)
         if self.is_chief:
             self._write(improved, previous, latest)
         log.info(
@@ -223,9 +244,10 @@ def recipe_of(config: TrainConfig) -> recipes.Recipe:
                        frame_input=config.frame_input, dropout=config.dropout)
 
 
-def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest):
+def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest, epochs_done: int = 0, steps: int = 0):
     """(distributed training dataset, validation dataset): each input pipeline (one per worker)
-    reads its own share of the training shards."""
+    reads its own share of the training shards, from where `epochs_done` epochs of `steps`
+    steps left it (a resumed run sees the clips, views and augmentation an uninterrupted one would)."""
     strategy_lib.per_replica_batch(config.batch_size, strategy)  # refuses a batch the replicas cannot split
     roles = manifest.roles(config.fold)
 
@@ -234,6 +256,7 @@ def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manife
             config.data_dir, roles.train, ctx.get_per_replica_batch_size(config.batch_size), training=True,
             input_context=ctx, augment=recipe_of(config).augment, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
             deterministic=config.deterministic, manifest=manifest, data_service=config.data_service,
+            skip=epochs_done * steps * config.batch_size // ctx.num_input_pipelines,
         )
 
     train = strategy.distribute_datasets_from_function(train_fn)
@@ -257,13 +280,15 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
         if progress is not None:
             progress.skip(max(0, config.epochs - state["epochs_run"]))
         return state
-    train_ds, val_ds = input_datasets(config, strategy, manifest)
     n_train = manifest.count(manifest.roles(config.fold).train)
     steps = config.steps_per_epoch or max(1, n_train // config.batch_size)
+    train_ds, val_ds = input_datasets(config, strategy, manifest, state["epochs_run"], steps)
     with strategy.scope():
         if state["latest"]:
             log.info("%s: resuming after epoch %d from %s", name, state["epochs_run"], state["latest"])
             model = keras.models.load_model(os.path.join(run_dir, state["latest"]))
+            restore_seed_states(model, state.get("seed_states", []))
+            recipes.spare_from_decay(model.optimizer)
         else:
             model = build(name, manifest.clip, len(manifest.label_names), recipe, config.backbone_weights)
             compile_model(model, recipe, steps * config.epochs, config.jit_compile)

@@ -82,12 +82,13 @@ def train_decoder(spec: ClipSpec, augment: float):
     return decode
 
 
-def _decoded_for_training(ds: tf.data.Dataset, spec: ClipSpec, augment: float, seed: int | None) -> tf.data.Dataset:
-    """Records to training clips: a seed per clip, then parallel decode (and augmentation)."""
+def _decoded_for_training(ds: tf.data.Dataset, spec: ClipSpec, augment: float, seed: int | None, skip: int = 0) -> tf.data.Dataset:
+    """Records to training clips: a seed per clip, `skip` clips passed over, then parallel decode
+    (and augmentation)."""
     if augment:
         augment_lib.ranges(augment)  # refuses a strength out of range here, not inside tf.data
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    return tf.data.Dataset.zip(ds, seeds).map(train_decoder(spec, float(augment)), num_parallel_calls=AUTOTUNE)
+    return tf.data.Dataset.zip(ds, seeds).skip(skip).map(train_decoder(spec, float(augment)), num_parallel_calls=AUTOTUNE)
 
 
 def _files(data_dir: str, manifest: manifest_lib.Manifest, splits: Sequence[str]) -> tuple[tf.data.Dataset, list[int]]:
@@ -97,6 +98,26 @@ def _files(data_dir: str, manifest: manifest_lib.Manifest, splits: Sequence[str]
     if not paths:
         raise ValueError(f"{manifest_lib.path_in(data_dir)}: split {'+'.join(splits)!r} has no examples")
     return tf.data.Dataset.from_tensor_slices((paths, tf.constant(counts, tf.int64))), counts
+
+
+def _passes(files: tf.data.Dataset, counts: list[int], seed: int | None, shuffle_buffer: int, shard) -> tf.data.Dataset:
+    """The training records, one pass over the files after another, forever. Each pass shuffles the
+    files and then the clips (as JPEG bytes, not pixels) with a seed made of `seed` and the pass
+    number only, so where a pass starts in the stream, and what it holds, does not depend on how
+    many iterators the stream had before (Keras opens one to build a model, then another: with
+    reshuffle_each_iteration a resumed run, skipping what was done, read other passes than an
+    uninterrupted one). Clips shuffled within a pass, so each epoch is one pass: exactly when
+    deterministic; otherwise parallel decode may finish a clip of the next epoch before the last
+    few of this one, which then open the next epoch. Without a seed, every pass draws its own."""
+    buffer = min(shuffle_buffer, sum(counts))
+
+    def one_pass(number: tf.Tensor) -> tf.data.Dataset:
+        pass_seed = None if seed is None else tf.constant(seed, tf.int64) * 1_000_003 + number
+        ordered = files.shuffle(len(counts), seed=pass_seed)
+        clips = shard(ordered.interleave(_checked_records, cycle_length=min(len(counts), 8), num_parallel_calls=AUTOTUNE))
+        return clips.shuffle(buffer, seed=pass_seed)
+
+    return tf.data.Dataset.range(2**62).flat_map(one_pass)
 
 
 def make_dataset(
@@ -113,6 +134,7 @@ def make_dataset(
     manifest: manifest_lib.Manifest | None = None,
     data_service: str = "",
     view: int | None = None,
+    skip: int = 0,
 ) -> tf.data.Dataset:
     """A dataset of (frames uint8 [batch, T, H, W, 3P], labels int32 [batch]) over one split or
     several (e.g. the training folds of a cross-validation run), read in the order given.
@@ -123,6 +145,8 @@ def make_dataset(
     in manifest order, and takes the centre candidate, or candidate `view` of every segment.
     data_service="grpc://host:port" moves reading, shuffling, decoding and augmentation to
     tf.data service workers (training only); every example arrives once per epoch.
+    skip (training): clips of the stream to pass over before the first, undecoded, with their
+    seeds (a resumed run starts where the killed one stopped).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -141,22 +165,14 @@ def make_dataset(
     options.deterministic = deterministic or not training
     # We shard ourselves; tf.distribute's auto-sharding would shard a second time.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    shard = (lambda ds: ds.shard(pipelines, pipeline_id)) if pipelines > 1 and not by_files else (lambda ds: ds)
     if training:
-        files = files.shuffle(len(counts), seed=seed, reshuffle_each_iteration=True)
-        ds = files.interleave(_checked_records, cycle_length=min(len(counts), 8), num_parallel_calls=AUTOTUNE)
+        ds = _passes(files, counts, seed, shuffle_buffer, shard)
+        ds = _decoded_for_training(ds, manifest.clip, augment, seed, skip)
     else:
         ds = files.flat_map(_checked_records)  # one shard after another: manifest order
         # A known length lets Keras see the end of an evaluation without running into it.
-        ds = ds.apply(tf.data.experimental.assert_cardinality(sum(counts)))
-    if pipelines > 1 and not by_files:
-        ds = ds.shard(pipelines, pipeline_id)
-    if training:
-        # Shuffle clips (as JPEG bytes, not pixels) before repeating, so each epoch is one pass:
-        # exactly when deterministic; otherwise parallel decode may finish a clip of the next
-        # epoch before the last few of this one, which then open the next epoch.
-        ds = ds.shuffle(min(shuffle_buffer, sum(counts)), seed=seed, reshuffle_each_iteration=True).repeat()
-        ds = _decoded_for_training(ds, manifest.clip, augment, seed)
-    else:
+        ds = shard(ds.apply(tf.data.experimental.assert_cardinality(sum(counts))))
         ds = ds.map(eval_decoder(manifest.clip, view), num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE).with_options(options)

@@ -3,12 +3,13 @@ tmpfs mounts: CI runs as root; skipped, with the reason, where mounting is not a
 on one directory, a lock left by a killed run. Each asserts the one line the user sees, the exit
 code, and that the rerun ends where a clean run does.
 
-(kill -9 at several points of prepare and train, and the resume that follows, are in test_prepare
-and test_train.)
+A training run killed twice and resumed ends with an uninterrupted run's weights (below); kill -9
+during prepare, and the resume that follows, is in test_prepare.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -160,3 +161,47 @@ def test_an_empty_split_is_said_at_the_end_with_the_counts_and_the_flags_to_chan
     assert [r.getMessage() for r in caplog.records] == [
         "the test split is empty (8 clips: train 6, validation 2, test 0): too few clips or groups for the split; train.py "
         "needs clips in validation and test: add clips, change --split_fractions (or --group_regex), or use --num_folds"]
+
+
+def _digest(stderr: str) -> str:
+    found = re.findall(r"weights digest (\w+)", stderr)
+    assert found, stderr[-2000:]
+    return found[-1]
+
+
+def _kill_after(args: list[str], state_path, epochs: int) -> None:
+    process = _start(args)
+    deadline = time.monotonic() + 300  # a hang bound
+    while time.monotonic() < deadline and process.poll() is None:
+        if state_path.exists() and json.loads(state_path.read_text())["epochs_run"] >= epochs:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+
+def test_a_run_killed_twice_and_resumed_ends_with_the_uninterrupted_runs_weights(clean_run, tmp_path):
+    """--seed and --deterministic: the same weights digest and metrics for a run killed with
+    kill -9 after epoch 2 and again after epoch 4 as for an uninterrupted one (augmentation,
+    dropout and input position all restored at the epoch boundary)."""
+    def args(model_dir) -> list[str]:
+        return ["train.py", f"--data_dir={clean_run}", "--model=cnn_gru", f"--model_dir={model_dir}", "--epochs=6",
+                "--batch_size=8", "--seed=3", "--deterministic"]
+
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    whole = subprocess.run([sys.executable, *args(tmp_path / "whole")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    state_path = tmp_path / "killed" / "cnn_gru" / "state.json"
+    _kill_after(args(tmp_path / "killed"), state_path, 2)
+    first_kill = json.loads(state_path.read_text())["epochs_run"]
+    _kill_after(args(tmp_path / "killed"), state_path, 4)
+    second_kill = json.loads(state_path.read_text())["epochs_run"]
+    assert 2 <= first_kill < second_kill < 6
+    resumed = subprocess.run([sys.executable, *args(tmp_path / "killed")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0 and f"resuming after epoch {second_kill}" in resumed.stderr, resumed.stderr[-2000:]
+    assert _digest(resumed.stderr) == _digest(whole.stderr)
+    metrics = [json.loads((tmp_path / run / "cnn_gru" / "metrics.json").read_text()) for run in ("whole", "killed")]
+    for key in ("test_accuracy", "test_loss", "best_epoch", "best_val_accuracy"):
+        assert metrics[0][key] == metrics[1][key], key
+    assert [e["loss"] for e in metrics[0]["history"]] == [e["loss"] for e in metrics[1]["history"]]
