@@ -101,21 +101,31 @@ def _files(data_dir: str, manifest: manifest_lib.Manifest, splits: Sequence[str]
 
 
 def _passes(files: tf.data.Dataset, counts: list[int], seed: int | None, shuffle_buffer: int, shard) -> tf.data.Dataset:
-    """The training records, one pass over the files after another, forever. Each pass shuffles the
-    files and then the clips (as JPEG bytes, not pixels) with a seed made of `seed` and the pass
-    number only, so where a pass starts in the stream, and what it holds, does not depend on how
-    many iterators the stream had before (Keras opens one to build a model, then another: with
-    reshuffle_each_iteration a resumed run, skipping what was done, read other passes than an
-    uninterrupted one). Clips shuffled within a pass, so each epoch is one pass: exactly when
-    deterministic; otherwise parallel decode may finish a clip of the next epoch before the last
-    few of this one, which then open the next epoch. Without a seed, every pass draws its own."""
+    """The training records, one pass over the files after another, forever.
+
+    With a seed, each pass orders the files and then blocks of `shuffle_buffer` clips (as JPEG
+    bytes, not pixels) by stateless permutations of (seed, pass, block) only, so what a pass holds
+    does not depend on how many iterators the stream had before: Keras opens one to build a model
+    and then another, and with a shared reshuffle state a resumed run, skipping what was done, read
+    other passes than an uninterrupted one. Clips are shuffled within a pass, so each epoch is one
+    pass: exactly when deterministic; otherwise parallel decode may finish a clip of the next epoch
+    before the last few of this one. Without a seed, tf.data reshuffles each pass its own way.
+    """
+    interleave = lambda f: shard(f.interleave(_checked_records, cycle_length=min(len(counts), 8), num_parallel_calls=AUTOTUNE))  # noqa: E731
     buffer = min(shuffle_buffer, sum(counts))
+    if seed is None:
+        return interleave(files.shuffle(len(counts))).shuffle(buffer).repeat()
 
     def one_pass(number: tf.Tensor) -> tf.data.Dataset:
-        pass_seed = None if seed is None else tf.constant(seed, tf.int64) * 1_000_003 + number
-        ordered = files.shuffle(len(counts), seed=pass_seed)
-        clips = shard(ordered.interleave(_checked_records, cycle_length=min(len(counts), 8), num_parallel_calls=AUTOTUNE))
-        return clips.shuffle(buffer, seed=pass_seed)
+        pass_seed = tf.stack([tf.constant(seed, tf.int64), number])
+        order = tf.random.experimental.stateless_shuffle(tf.range(len(counts)), seed=pass_seed)
+        ordered = files.batch(len(counts)).map(lambda paths, n: (tf.gather(paths, order), tf.gather(n, order))).unbatch()
+
+        def permuted(block_number: tf.Tensor, block: tf.Tensor) -> tf.data.Dataset:
+            block_seed = pass_seed * tf.constant([1, 1_000_003], tf.int64) + tf.stack([tf.constant(0, tf.int64), block_number + 1])
+            return tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(block, seed=block_seed))
+
+        return interleave(ordered).batch(buffer).enumerate().flat_map(permuted)
 
     return tf.data.Dataset.range(2**62).flat_map(one_pass)
 
