@@ -65,8 +65,8 @@ def test_two_workers_train_the_same_weights_and_only_the_chief_writes(data, tmp_
     metrics = json.loads((model_dir / "cnn_gru" / "metrics.json").read_text())
     assert metrics["replicas"] == 2 and metrics["epochs_run"] == 3 and metrics["num_test_examples"] == 6
     assert [e["epoch"] for e in metrics["history"]] == [1, 2, 3]
-    assert sorted(os.listdir(model_dir / "cnn_gru")) == [
-        "best.keras", "confusion.png", "curves.png", "history.json", "latest-0003.keras", "logs", "metrics.json", "state.json"]
+    assert sorted(os.listdir(model_dir / "cnn_gru")) == [  # .lock: the chief held the run dir (pipeline.lock)
+        ".lock", "best.keras", "confusion.png", "curves.png", "history.json", "latest-0003.keras", "logs", "metrics.json", "state.json"]
 
 
 def test_a_non_chief_checkpointing_callback_writes_nothing(tmp_path):
