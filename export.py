@@ -52,22 +52,21 @@ def export_model(model_dir: str, model: str, export_dir: str, version: int = 0) 
     from models import trainer
 
     name = best_model(model_dir) if model == "best" else model
-    checkpoint = os.path.join(model_dir, name, trainer.BEST)
+    run_dir = os.path.join(model_dir, name)
+    checkpoint = os.path.join(run_dir, trainer.BEST)
     if not storage.exists(checkpoint):
         raise FileNotFoundError(f"{checkpoint}: no best checkpoint; train {name} first")
     base = os.path.join(export_dir, name)
     with lock.hold(base, "export"):  # one export at a time chooses and writes a version here
-        return _export_version(model_dir, name, base, version)
+        return _export_version(run_dir, checkpoint, name, base, version)
 
 
-def _export_version(model_dir: str, name: str, base: str, version: int) -> str:
+def _export_version(run_dir: str, checkpoint: str, name: str, base: str, version: int) -> str:
     import keras
 
     from models import serving, trainer
 
-    run_dir = os.path.join(model_dir, name)
     state = json.loads(storage.read_text(os.path.join(run_dir, trainer.STATE)))
-    checkpoint = os.path.join(run_dir, trainer.BEST)
     version = version or serving.next_version(base)
     final = os.path.join(base, str(version))
     if storage.exists(final):

@@ -116,7 +116,6 @@ def _quiet_logs() -> None:
     if verbose():
         return
     logging.get_absl_handler().setFormatter(_PlainFormatter())
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's own INFO and WARNING lines
 
 
 def _parser(name: str) -> Callable[[list[str]], list[str]]:
@@ -198,7 +197,7 @@ def tensorflow():
         import tensorflow as tf
 
         return tf
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's own INFO and WARNING lines
     with _native_stderr_filtered():
         import tensorflow as tf
 

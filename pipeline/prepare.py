@@ -87,16 +87,19 @@ def _clip() -> ClipSpec:
         raise app.UsageError(f"--{e}") from None
 
 
+def _split_fractions() -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in FLAGS.split_fractions)
+    except ValueError:
+        raise app.UsageError(f"--split_fractions: three numbers, got {','.join(FLAGS.split_fractions)}") from None
+
+
 def _split(videos: list[index.Video]) -> dict[str, list[index.Video]]:
     """The videos of each split (or fold), before any of them is decoded."""
     videos = index.assign_groups(videos, FLAGS.group_regex)
     if FLAGS.num_folds:
         return index.split_folds(videos, FLAGS.num_folds, FLAGS.seed)
-    try:
-        fractions = tuple(float(x) for x in FLAGS.split_fractions)
-    except ValueError:
-        raise app.UsageError(f"--split_fractions: three numbers, got {','.join(FLAGS.split_fractions)}") from None
-    return index.split_videos(videos, fractions, FLAGS.seed)
+    return index.split_videos(videos, _split_fractions(), FLAGS.seed)
 
 
 def main(argv: list[str]) -> None:
@@ -130,7 +133,7 @@ def _write(clip: ClipSpec, label_names: list[str], by_split: dict[str, list[inde
 
     try:
         settings = writer.Settings(
-            clip=clip, shard_size_mb=FLAGS.shard_size_mb, split_fractions=tuple(float(x) for x in FLAGS.split_fractions),
+            clip=clip, shard_size_mb=FLAGS.shard_size_mb, split_fractions=_split_fractions(),
             num_folds=FLAGS.num_folds, seed=FLAGS.seed, group_regex=FLAGS.group_regex, video_timeout=FLAGS.video_timeout,
         )
         writer.write_dataset(

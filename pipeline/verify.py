@@ -64,16 +64,18 @@ def verify_shard(data_dir: str, shard: manifest_lib.Shard, manifest: manifest_li
     return problems
 
 
-def verify(data_dir: str) -> list[str]:
-    """Every problem found in `data_dir`; empty when all shards match the manifest."""
+def verify(data_dir: str, manifest: manifest_lib.Manifest | None = None) -> list[str]:
+    """Every problem found in `data_dir`; empty when all shards match the manifest (read here
+    unless given)."""
     import tensorflow as tf
 
     from pipeline import shards
 
-    try:
-        manifest = manifest_lib.load(data_dir)
-    except manifest_lib.ManifestError as e:
-        return [str(e)]
+    if manifest is None:
+        try:
+            manifest = manifest_lib.load(data_dir)
+        except manifest_lib.ManifestError as e:
+            return [str(e)]
     problems = []
     listed = set()
     for info in manifest.splits.values():  # counts per split were checked when the manifest was read
@@ -95,7 +97,7 @@ def main(argv: list[str]) -> None:
     except manifest_lib.ManifestError as e:
         raise cli.CommandError(str(e)) from None
     cli.tensorflow()
-    problems = verify(data_dir)
+    problems = verify(data_dir, manifest)
     for p in problems:
         print(f"FAIL {p}")
     if problems:
