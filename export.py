@@ -73,7 +73,7 @@ def _export_version(run_dir: str, checkpoint: str, name: str, base: str, version
         raise FileExistsError(f"{final} exists; choose another --version")
     model_obj = keras.models.load_model(checkpoint)
     clip = ClipSpec.from_dict(state["clip"]) if "clip" in state else _clip_of_old_run(state)
-    write = lambda path: serving.export(model_obj, path, state["label_names"], clip)  # noqa: E731
+    write = lambda path: serving.export(model_obj, path, state["label_names"], clip, state.get("clip_seconds", 0.0))  # noqa: E731
     if storage.is_remote(final):
         with tempfile.TemporaryDirectory(prefix="export-") as local:
             write(os.path.join(local, "m"))

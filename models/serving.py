@@ -44,8 +44,9 @@ def _outputs(probabilities: tf.Tensor, label_names: Sequence[str]) -> dict[str, 
     }
 
 
-def export(model: keras.Model, path: str, label_names: Sequence[str], clip: ClipSpec) -> None:
-    """Write `model` (trained on clips of `clip`) as a SavedModel at `path` (which must not exist yet)."""
+def export(model: keras.Model, path: str, label_names: Sequence[str], clip: ClipSpec, clip_seconds: float = 0.0) -> None:
+    """Write `model` (trained on clips of `clip`, from videos of median duration `clip_seconds`) as
+    a SavedModel at `path` (which must not exist yet)."""
     t, h, w, c = clip.model_input_shape()
     if tuple(model.input.shape[1:]) != (t, h, w, c):
         raise ValueError(f"model takes {tuple(model.input.shape[1:])}, the clip spec gives {(t, h, w, c)}")
@@ -76,7 +77,7 @@ def export(model: keras.Model, path: str, label_names: Sequence[str], clip: Clip
     archive.add_endpoint("serving_default", classify_frames, [tf.TensorSpec([None, t, h, w, c], tf.uint8, name="frames")])
     archive.add_endpoint("classify_records", classify_records, [tf.TensorSpec([None], tf.string, name="records")])
     archive.write_out(path, verbose=False)
-    export_asset.write(path, export_asset.ExportAsset(clip, tuple(label_names)))
+    export_asset.write(path, export_asset.ExportAsset(clip, tuple(label_names), clip_seconds))
 
 
 def next_version(base: str) -> int:

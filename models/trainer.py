@@ -96,12 +96,13 @@ def compile_model(model: keras.Model, recipe: recipes.Recipe, total_steps: int, 
     )
 
 
-def new_state(name: str, manifest: Manifest, recipe: str, frame_input: str) -> dict[str, Any]:
+def new_state(name: str, manifest: Manifest, recipe: str, frame_input: str, fold: int | None = None) -> dict[str, Any]:
     return {
         "model": name,
         "input_shape": list(manifest.clip.model_input_shape()),
         "clip": manifest.clip.to_dict(),  # for export and predict: how a video becomes this model's input
         "label_names": list(manifest.label_names),
+        "clip_seconds": manifest.median_seconds(manifest.roles(fold).train),  # a timeline's default window
         "recipe": recipe,
         "frame_input": frame_input,
         "epochs_run": 0,
@@ -115,11 +116,12 @@ def new_state(name: str, manifest: Manifest, recipe: str, frame_input: str) -> d
     }
 
 
-def load_state(run_dir: str, name: str, manifest: Manifest, recipe: str, frame_input: str) -> dict[str, Any]:
+def load_state(run_dir: str, name: str, manifest: Manifest, recipe: str, frame_input: str,
+               fold: int | None = None) -> dict[str, Any]:
     """The saved state of a run, or a new one; refuses a run made on data of another shape, or
     with another recipe or frame input."""
     path = os.path.join(run_dir, STATE)
-    fresh = new_state(name, manifest, recipe, frame_input)
+    fresh = new_state(name, manifest, recipe, frame_input, fold)
     if not storage.exists(path):
         return fresh
     state = json.loads(storage.read_text(path))
@@ -272,7 +274,7 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
     run_dir = os.path.join(config.model_dir, name)
     storage.makedirs(run_dir)
     recipe = recipe_of(config)
-    state = load_state(run_dir, name, manifest, recipe.name, recipe.frame_input)
+    state = load_state(run_dir, name, manifest, recipe.name, recipe.frame_input, config.fold)
     if progress is not None:
         progress.skip(state["epochs_run"])
     if state["epochs_run"] >= config.epochs or state["stopped_early"]:

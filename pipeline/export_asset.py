@@ -1,5 +1,6 @@
 """What an exported model carries beside its graph for `pipeline.predict`: how a video becomes its
-input (the ClipSpec it was trained on) and its label names, in `assets.extra/preprocessing.json`.
+input (the ClipSpec it was trained on), its label names, and the median duration of its training
+videos (a timeline's default window), in `assets.extra/preprocessing.json`.
 
 Written by `models.serving.export`, read by predict; no TensorFlow at import time.
 """
@@ -24,9 +25,11 @@ class ExportError(Exception):
 class ExportAsset:
     clip: ClipSpec
     label_names: tuple[str, ...]
+    clip_seconds: float = 0.0  # median duration of the training videos; 0: not known (an older run)
 
     def to_json(self) -> str:
-        return json.dumps({"clip": self.clip.to_dict(), "label_names": list(self.label_names)}, indent=1)
+        return json.dumps({"clip": self.clip.to_dict(), "label_names": list(self.label_names), "clip_seconds": self.clip_seconds},
+                          indent=1)
 
 
 def write(saved_model_dir: str, asset: ExportAsset) -> None:
@@ -40,6 +43,6 @@ def read(saved_model_dir: str) -> ExportAsset:
         raise ExportError(f"{path}: missing; is {saved_model_dir} a version dir written by export.py (EXPORT_DIR/<model>/<version>)?")
     try:
         data = json.loads(storage.read_text(path))
-        return ExportAsset(ClipSpec.from_dict(data["clip"]), tuple(data["label_names"]))
+        return ExportAsset(ClipSpec.from_dict(data["clip"]), tuple(data["label_names"]), float(data.get("clip_seconds", 0.0)))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise ExportError(f"{path}: not a valid preprocessing record: {e}") from None

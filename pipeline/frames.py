@@ -24,6 +24,7 @@ from pipeline import flow, sampler, storage
 from pipeline.clip_spec import ClipSpec, sample_indices
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+LIVE_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://", "/dev/")
 
 
 class VideoError(Exception):
@@ -37,16 +38,28 @@ class Clip:
     frames: uint8 [num_frames, height, width, 3], RGB.
     indices: for each frame, its index among the video's decoded frames.
     frames_decoded: how many frames the video really holds (decoded, not the container's count).
+    frame_rate: frames per second of the video stream (`frame_rate`).
     """
 
     frames: np.ndarray
     indices: tuple[int, ...]
     frames_decoded: int
+    frame_rate: float = 25.0
+
+    @property
+    def seconds(self) -> float:
+        """The video's duration: the frames it really holds over its frame rate."""
+        return self.frames_decoded / self.frame_rate
 
 
 def is_video_file(name: str) -> bool:
     """True when the file name has a known video extension, in any case."""
     return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+def is_live(path: str) -> bool:
+    """A network stream or a capture device, rather than a file read from storage."""
+    return path.startswith(LIVE_PREFIXES)
 
 
 def letterbox(frame: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -69,7 +82,7 @@ def letterbox(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def _open(path: str) -> av.container.InputContainer:
+def open_video(path: str) -> av.container.InputContainer:
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
     try:
@@ -84,7 +97,7 @@ def _open(path: str) -> av.container.InputContainer:
 
 def _count_packets(path: str) -> int:
     """Video packets that really hold data: read from the file, not the container's header."""
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         count = 0
         try:
@@ -98,7 +111,7 @@ def _count_packets(path: str) -> int:
 
 def _decoded_frames(path: str) -> Iterator[av.VideoFrame]:
     """Every decodable frame in order; stops quietly at the first decoder error (truncated data)."""
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         try:
@@ -110,12 +123,12 @@ def _decoded_frames(path: str) -> Iterator[av.VideoFrame]:
 
 def _sample_aspect(path: str) -> fractions.Fraction:
     """Displayed width over height of one stored pixel: 1 unless the file says otherwise."""
-    with _open(path) as container:
+    with open_video(path) as container:
         sar = container.streams.video[0].sample_aspect_ratio
     return fractions.Fraction(sar) if sar and sar > 0 else fractions.Fraction(1)
 
 
-def _to_rgb(frame: av.VideoFrame, sample_aspect: fractions.Fraction = fractions.Fraction(1)) -> np.ndarray:
+def displayed(frame: av.VideoFrame, sample_aspect: fractions.Fraction = fractions.Fraction(1)) -> np.ndarray:
     """RGB uint8 [h, w, 3] shaped and turned the way the file says it should be displayed:
     non-square pixels stretched to square ones (the narrow side grows), then the rotation."""
     rgb = frame.to_ndarray(format="rgb24")
@@ -134,12 +147,12 @@ def displayed_frames(path: str) -> Iterator[np.ndarray]:
     (square pixels, rotation applied); for tools that copy a video (nightify)."""
     sample_aspect = _sample_aspect(path)
     for frame in _decoded_frames(path):
-        yield _to_rgb(frame, sample_aspect)
+        yield displayed(frame, sample_aspect)
 
 
 def frame_rate(path: str) -> float:
     """Frames per second of the video stream (its average rate, else FFmpeg's guess, else 25)."""
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         return float(stream.average_rate or stream.guessed_rate or 25)
 
@@ -147,7 +160,7 @@ def frame_rate(path: str) -> float:
 def _converter(path: str, height: int, width: int) -> Callable[[av.VideoFrame], np.ndarray]:
     """Decoded frame of `path` to model pixels: displayed shape, letterboxed to height x width."""
     sample_aspect = _sample_aspect(path)
-    return lambda frame: letterbox(_to_rgb(frame, sample_aspect), height, width)
+    return lambda frame: letterbox(displayed(frame, sample_aspect), height, width)
 
 
 def _collect(path: str, plan: Sequence[int], convert: Callable[[av.VideoFrame], np.ndarray]) -> tuple[dict[int, np.ndarray], int]:
@@ -184,10 +197,10 @@ def read_frames(path: str, plan_for: Callable[[int], list[int]], height: int, wi
                 return read_frames(local, plan_for, height, width)
             except VideoError as e:
                 raise VideoError(str(e).replace(local, path)) from None
-    fast = sampler.read_planned(path, _open, plan_for, _converter(path, height, width))
+    fast = sampler.read_planned(path, open_video, plan_for, _converter(path, height, width))
     if fast is not None:
         kept, plan, decoded = fast
-        return Clip(frames=np.stack([kept[i] for i in plan]), indices=tuple(plan), frames_decoded=decoded)
+        return Clip(np.stack([kept[i] for i in plan]), tuple(plan), decoded, frame_rate(path))
     return read_frames_sequential(path, plan_for, height, width)
 
 
@@ -209,8 +222,7 @@ def read_frames_sequential(path: str, plan_for: Callable[[int], list[int]], heig
         kept, decoded_again = _collect(path, plan, convert)
         if decoded_again != decoded or not set(plan) <= kept.keys():
             raise VideoError(f"{path}: decoder gave {decoded} then {decoded_again} frames; unstable file")
-    frames = np.stack([kept[i] for i in plan])
-    return Clip(frames=frames, indices=tuple(plan), frames_decoded=decoded)
+    return Clip(np.stack([kept[i] for i in plan]), tuple(plan), decoded, frame_rate(path))
 
 
 def encode_jpeg(frames, quality: int) -> list[bytes]:
@@ -228,11 +240,13 @@ def encode_jpeg(frames, quality: int) -> list[bytes]:
 
 @dataclasses.dataclass(frozen=True)
 class EncodedClip:
-    """A clip as prepare stores it: a JPEG per stored frame (ClipSpec order) and where each came from."""
+    """A clip as prepare stores it: a JPEG per stored frame (ClipSpec order), where each came
+    from, and the video's length (frames, seconds)."""
 
     jpegs: tuple[bytes, ...]
     indices: tuple[int, ...]
     frames_decoded: int
+    seconds: float = 0.0
 
 
 def read_encoded_clip(job: tuple[str, ClipSpec]) -> EncodedClip:
@@ -240,7 +254,8 @@ def read_encoded_clip(job: tuple[str, ClipSpec]) -> EncodedClip:
     the spec describes, JPEG-encoded at its quality. Runs in a worker process."""
     path, spec = job
     clip = read_frames(path, spec.plan, spec.height, spec.width)
-    return EncodedClip(tuple(encode_jpeg(stored_images(clip.frames, spec), spec.jpeg_quality)), clip.indices, clip.frames_decoded)
+    jpegs = tuple(encode_jpeg(stored_images(clip.frames, spec), spec.jpeg_quality))
+    return EncodedClip(jpegs, clip.indices, clip.frames_decoded, clip.seconds)
 
 
 def stored_images(frames: np.ndarray, spec: ClipSpec) -> list[np.ndarray]:

@@ -9,7 +9,7 @@ Layout (format_version 2; version 1 files, without folds and clip spec, are stil
      "clip": {ClipSpec fields}, "settings": {...prepare's settings, for the record...},
      "splits": {NAME: {"num_examples": int,
                        "shards": [{"file", "num_examples", "num_bytes", "sha256"}],
-                       "examples": [{"source": str, "label": int, "group": str}]}},
+                       "examples": [{"source": str, "label": int, "group": str, "seconds": float}]}},
      "skipped": [{"source": str, "reason": str}]}
 
 No TensorFlow at import time: files go through `pipeline.storage`.
@@ -51,6 +51,7 @@ class Example:
     source: str  # path relative to the data dir, '/'-separated
     label: int
     group: str = ""  # the group (e.g. actor) that kept it in its split
+    seconds: float = 0.0  # the source video's duration (0: unknown, a data dir prepared before it was kept)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +103,15 @@ class Manifest:
 
     def count(self, names: str | Sequence[str]) -> int:
         return sum(self.split(n).num_examples for n in as_names(names))
+
+    def median_seconds(self, names: str | Sequence[str]) -> float:
+        """The median duration of the named splits' source videos (those whose duration is known;
+        0.0 when none is): the default window of a timeline."""
+        known = sorted(e.seconds for e in self.examples(names) if e.seconds > 0)
+        if not known:
+            return 0.0
+        mid = len(known) // 2
+        return round(known[mid] if len(known) % 2 else (known[mid - 1] + known[mid]) / 2, 3)
 
     def roles(self, fold: int | None = None) -> Roles:
         """Fixed splits (fold None), or fold i as test, the next fold as validation, the rest train."""

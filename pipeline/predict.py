@@ -1,8 +1,16 @@
-"""Classify videos with an exported SavedModel.
+"""Classify videos with an exported SavedModel: one label per file, or a timeline.
 
-    python -m pipeline.predict --saved_model=exported/cnn_gru/1 video.mp4 [more.mp4 ...] [--top_k=3] [--json]
+    python -m pipeline.predict --model=exported/cnn_gru/1 video.mp4 [more.mp4 ...] [--top_k=3] [--json]
+    python -m pipeline.predict --model=exported/cnn_gru/1 --window=auto recording.mp4 \
+        [--stride=SECONDS] [--threshold=0.5] [--output=windows.jsonl|.csv] [--plot=timeline.png]
+    python -m pipeline.predict --model=exported/cnn_gru/1 rtsp://camera/stream   # live: a timeline
 
-Each video goes through exactly what prepare does to it (`frames.read_encoded_clip`: decode,
+A timeline (pipeline.windows, pipeline.timeline) slides a window over one sequential decode of
+the input; each window is sampled as prepare samples a clip of that duration (default: the median
+duration of the training videos, which the export carries) and classified; windows of one class
+merge into segments, printed as they close ("00:12.0-00:18.5 Run 0.91").
+
+Each video (or window) goes through exactly what prepare does to it (`frames.read_encoded_clip`: decode,
 sample, letterbox, JPEG at the training data's quality, by the ClipSpec the export carries) and into the SavedModel's
 `classify_records` signature, which parses and decodes it with the training pipeline's own code:
 no train/serve skew. An unreadable video is reported and the others still run; the exit code is
@@ -11,23 +19,33 @@ non-zero if any failed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
-from absl import app, flags
+from absl import app, flags, logging
 
-from pipeline import cli, export_asset
+from pipeline import cli, export_asset, timeline
 from pipeline.clip_spec import ClipSpec
 
 FLAGS = flags.FLAGS
 
 
 def _define_flags() -> None:  # only when run as a program: the functions below are a library too
-    flags.DEFINE_string("saved_model", None, "An exported version dir: EXPORT_DIR/<model>/<version>.")
-    flags.DEFINE_integer("top_k", 3, "Classes shown per video.")
-    flags.DEFINE_bool("json", False, "Print one JSON object per video instead of text.")
+    flags.DEFINE_string("model", None, "An exported version dir: EXPORT_DIR/<model>/<version>.")
+    flags.DEFINE_alias("saved_model", "model")
+    flags.DEFINE_integer("top_k", 3, "Classes shown per video (per window in --output rows).")
+    flags.DEFINE_bool("json", False, "Print one JSON object per video (per segment with a timeline) instead of text.")
+    flags.DEFINE_string("window", "", "A timeline instead of one label per file: window length in seconds, or 'auto' "
+                        "(the median duration of the training videos, carried by the export). Live sources always get one.")
+    flags.DEFINE_float("stride", 0.0, "Seconds from one window's start to the next (0: half the window).")
+    flags.DEFINE_float("threshold", 0.5, "A window joins a segment when its top class reaches this probability.")
+    flags.DEFINE_string("output", "", "Write each window's top classes to this file: .csv, else JSON lines.")
+    flags.DEFINE_string("plot", "", "Draw the timeline (probabilities over time, segments shaded) to this PNG.")
+    flags.DEFINE_float("read_timeout", 10.0, "Live sources: give up after this many seconds without data.")
+    flags.DEFINE_integer("batch_size", 8, "Windows per model call on a file (a live source: 1, to answer at once).")
 
 
 def video_record(path: str, clip: ClipSpec) -> bytes:
@@ -35,7 +53,7 @@ def video_record(path: str, clip: ClipSpec) -> bytes:
     from pipeline import frames, records
 
     encoded = frames.read_encoded_clip((path, clip))
-    return records.encode(encoded.jpegs, encoded.indices, encoded.frames_decoded, -1, "", path)
+    return records.encode(encoded.jpegs, encoded.indices, encoded.frames_decoded, -1, "", path, encoded.seconds)
 
 
 def top_classes(probabilities, label_names: list[str], k: int) -> list[dict[str, Any]]:
@@ -64,16 +82,124 @@ def predict(saved_model_dir: str, paths: list[str], top_k: int) -> list[dict[str
     return results
 
 
-def main(argv: list[str]) -> None:
-    paths = argv[1:]
-    if not FLAGS.saved_model or not paths:
-        raise app.UsageError("usage: python -m pipeline.predict --saved_model=DIR VIDEO [VIDEO ...]")
+@dataclasses.dataclass(frozen=True)
+class TimelineSettings:
+    window: float  # seconds
+    stride: float
+    threshold: float = 0.5
+    top_k: int = 3
+    read_timeout: float = 10.0
+    batch_size: int = 8
+
+
+@dataclasses.dataclass
+class Timeline:
+    """What a timeline run gives: the scored windows, the segments, and what went wrong."""
+
+    windows: list[timeline.Scored]
+    segments: list[timeline.Segment]
+    events: list[str]
+    failed: bool
+
+
+def run_timeline(saved_model_dir: str, path: str, settings: TimelineSettings, rows: timeline.RowWriter | None = None,
+                 on_segment: Callable[[timeline.Segment], None] = lambda s: None) -> Timeline:
+    """Classify `path` window by window; each segment goes to `on_segment` as it closes and each
+    window to `rows`. A stall, an error or Ctrl-C ends the input early: the timeline so far is kept.
+    VideoError when the input cannot be opened at all."""
+    import tensorflow as tf
+
+    from pipeline import frames, windows
+
+    asset = export_asset.read(saved_model_dir)
+    classify = tf.saved_model.load(saved_model_dir).signatures["classify_records"]
+    reader = windows.WindowReader(path, asset.clip, settings.window, settings.stride, settings.read_timeout)
+    segmenter = timeline.Segmenter(asset.label_names, settings.threshold)
+    scored: list[timeline.Scored] = []
+    batch = 1 if frames.is_live(path) else settings.batch_size
     try:
-        export_asset.read(FLAGS.saved_model)
+        for chunk in timeline.chunks(reader, batch):
+            probs = classify(records=tf.constant([w.record for w in chunk]))["probabilities"].numpy()
+            for w, p in zip(chunk, probs):
+                scored.append(timeline.Scored(w.start, w.end, tuple(float(v) for v in p)))
+                if rows is not None:
+                    rows.write(scored[-1])
+                closed = segmenter.add(scored[-1])
+                if closed:
+                    on_segment(closed)
+    except KeyboardInterrupt:
+        reader.events.append(f"{path}: interrupted")
+    last = segmenter.finish()
+    if last:
+        on_segment(last)
+    found = timeline.segments(scored, asset.label_names, settings.threshold)
+    return Timeline(scored, found, reader.events, reader.failed)
+
+
+def timeline_settings(asset: export_asset.ExportAsset) -> TimelineSettings:
+    """The timeline flags, with the window the export carries for 'auto' (or a live source)."""
+    if FLAGS.window in ("", "auto"):
+        if asset.clip_seconds <= 0:
+            raise cli.CommandError(f"{FLAGS.model}: this export does not carry its training videos' duration (exported "
+                                   "before it was recorded); give --window=SECONDS")
+        window = asset.clip_seconds
+    else:
+        try:
+            window = float(FLAGS.window)
+        except ValueError:
+            raise app.UsageError(f"--window: seconds or 'auto', not {FLAGS.window!r}") from None
+    stride = FLAGS.stride or window / 2
+    if window <= 0 or stride <= 0 or not 0 <= FLAGS.threshold <= 1 or FLAGS.read_timeout <= 0 or FLAGS.batch_size < 1:
+        raise app.UsageError("--window, --stride, --read_timeout and --batch_size must be positive, --threshold in [0, 1]")
+    return TimelineSettings(window, stride, FLAGS.threshold, FLAGS.top_k, FLAGS.read_timeout, FLAGS.batch_size)
+
+
+def timeline_main(path: str, asset: export_asset.ExportAsset) -> None:
+    from pipeline.frames import VideoError
+
+    settings = timeline_settings(asset)
+    if FLAGS.plot and not FLAGS.plot.lower().endswith(".png"):
+        raise app.UsageError(f"--plot: a .png file name, not {FLAGS.plot!r}")
+    cli.tensorflow()
+    show = (lambda s: print(json.dumps(s.to_dict(), ensure_ascii=False), flush=True)) if FLAGS.json else (
+        lambda s: print(s.describe(), flush=True))
+    rows_file = open(FLAGS.output, "w", newline="", encoding="utf-8") if FLAGS.output else None
+    try:
+        rows = timeline.RowWriter(rows_file, timeline.kind_of(FLAGS.output), asset.label_names, settings.top_k) if rows_file else None
+        logging.info("%s: windows of %.2f s every %.2f s", path, settings.window, settings.stride)
+        result = run_timeline(FLAGS.model, path, settings, rows, show)
+    except VideoError as e:
+        raise cli.CommandError(str(e)) from None
+    finally:
+        if rows_file:
+            rows_file.close()
+    for event in result.events:
+        logging.warning("%s", event)
+    if FLAGS.plot and result.windows:
+        timeline.plot(result.windows, result.segments, asset.label_names, FLAGS.plot,
+                      f"{path}: {settings.window:.2f} s windows every {settings.stride:.2f} s")
+    logging.info("%s: %d windows, %d segments", path, len(result.windows), len(result.segments))
+    if result.failed:
+        raise cli.CommandError(f"{path}: stopped early; the timeline above covers the first "
+                               f"{result.windows[-1].end if result.windows else 0:.1f} s")
+
+
+def main(argv: list[str]) -> None:
+    from pipeline.frames import is_live
+
+    paths = argv[1:]
+    if not FLAGS.model or not paths:
+        raise app.UsageError("usage: python -m pipeline.predict --model=DIR VIDEO [VIDEO ...]")
+    try:
+        asset = export_asset.read(FLAGS.model)
     except export_asset.ExportError as e:
         raise cli.CommandError(str(e)) from None
+    if FLAGS.window or any(is_live(p) for p in paths):
+        if len(paths) != 1:
+            raise app.UsageError("a timeline (--window, or a live source) takes one input")
+        return timeline_main(paths[0], asset)
     cli.tensorflow()
-    results = predict(FLAGS.saved_model, paths, FLAGS.top_k)
+    results = predict(FLAGS.model, paths, FLAGS.top_k)
     for r in results:
         if "error" in r:
             print(f"predict: error: {r['error']}", file=sys.stderr)

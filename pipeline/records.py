@@ -17,6 +17,8 @@ it), in ClipSpec order; version 1 is the case K = 1, P = 1 (N = T).
 | clip/label               | int64        | label id (position in the manifest's label_names)  |
 | clip/label_name          | bytes        | label name, UTF-8                                  |
 | clip/source              | bytes        | source path relative to the data dir, UTF-8, '/'   |
+| clip/seconds             | float        | the source's duration: frames_decoded / frame rate  |
+|                          |              | (absent in older records: read as 0, unknown)      |
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ FRAMES_DECODED = "clip/frames_decoded"
 LABEL = "clip/label"
 LABEL_NAME = "clip/label_name"
 SOURCE = "clip/source"
+SECONDS = "clip/seconds"
 
 
 def _bytes(values: Sequence[bytes]) -> tf.train.Feature:
@@ -50,6 +53,7 @@ def encode(
     label: int,
     label_name: str,
     source: str,
+    seconds: float = 0.0,
 ) -> bytes:
     """Serialize one clip. Deterministic: the same clip gives the same bytes on every run."""
     if len(jpegs) != len(frame_indices):
@@ -63,6 +67,7 @@ def encode(
                 LABEL: _ints([label]),
                 LABEL_NAME: _bytes([label_name.encode("utf-8")]),
                 SOURCE: _bytes([source.encode("utf-8")]),
+                SECONDS: tf.train.Feature(float_list=tf.train.FloatList(value=[float(seconds)])),
             }
         )
     )
@@ -79,7 +84,14 @@ def feature_spec(num_frames: int) -> dict[str, tf.io.FixedLenFeature]:
         LABEL: tf.io.FixedLenFeature([], tf.int64),
         LABEL_NAME: tf.io.FixedLenFeature([], tf.string),
         SOURCE: tf.io.FixedLenFeature([], tf.string),
+        SECONDS: tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
     }
+
+
+def seconds_of(serialized: bytes) -> float:
+    """The source duration a serialized record carries (0.0: an older record without it)."""
+    values = tf.train.Example.FromString(serialized).features.feature[SECONDS].float_list.value
+    return round(float(values[0]), 3) if values else 0.0
 
 
 def parse(serialized: tf.Tensor, num_frames: int) -> dict[str, tf.Tensor]:

@@ -2,6 +2,8 @@
 
     python -m pipeline.synthetic --output_dir=DIR [--clips_per_class=N] [--seed=S]
     python -m pipeline.synthetic --nightify=SRC --output_dir=DST   # a night copy of real videos
+    python -m pipeline.synthetic --long_video=long.mp4 [--long_classes=Run,waving,boxing]
+        # one video of several actions back to back, and long.mp4.segments.json: when each is
 
 An "actor" (a dim body with a head and a hand) moves on a dark noisy background; each class
 moves differently (a run crosses the frame, boxing jabs, waving circles above the head...).
@@ -13,9 +15,10 @@ keeps each actor in one split.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -282,12 +285,60 @@ def generate(output_dir: str, clips_per_class: int = 24, num_actors: int = 6, se
     return paths
 
 
+LONG_CLASSES = ("Run", "waving", "boxing", "lifting weights")
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """Where one action of a long video is: seconds from its start."""
+
+    start: float
+    end: float
+    class_name: str
+
+
+def generate_long(path: str, class_names: Sequence[str] = LONG_CLASSES, clips_per_action: int = 3, seed: int = 0,
+                  hard: bool = False, size: tuple[int, int] = (160, 120), fps: int = 15) -> list[Action]:
+    """Write one video of several actions back to back, each `clips_per_action` built-in clips of
+    its class (their usual 1 to 2.5 s each), and PATH.segments.json with where each action is.
+    Returns the actions."""
+    unknown = [c for c in class_names if c not in MOTIONS]
+    if unknown:
+        raise ValueError(f"unknown class(es) {unknown}; the built-in classes are {', '.join(CLASS_NAMES)}")
+    rng = np.random.default_rng(seed)
+    frames, actions = [], []
+    for action, name in enumerate(class_names):
+        start = len(frames)
+        for i in range(clips_per_action):
+            spec = VideoSpec(name, action % 6, i, size[0], size[1], fps, float(rng.uniform(1.0, 2.5)), "mp4", "mp4v",
+                             int(rng.integers(2**31)), hard)
+            frames.extend(render(spec))
+        actions.append(Action(round(start / fps, 3), round(len(frames) / fps, 3), name))
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".partial-{os.path.basename(path)}")
+    write_video(tmp, frames, fps, "mp4v")
+    os.replace(tmp, path)
+    with open(path + ".segments.json", "w") as f:
+        json.dump([dataclasses.asdict(a) for a in actions], f, indent=1)
+    return actions
+
+
 def main(argv: list[str]) -> None:
-    from absl import flags, logging
+    from absl import app, flags, logging
 
     from pipeline import cli
 
     FLAGS = flags.FLAGS
+    if FLAGS.long_video:
+        try:
+            actions = generate_long(FLAGS.long_video, FLAGS.long_classes, FLAGS.clips_per_action, FLAGS.seed, FLAGS.hard)
+        except (ValueError, OSError) as e:
+            raise cli.CommandError(str(e)) from None
+        for a in actions:
+            logging.info("%6.1f-%6.1f s  %s", a.start, a.end, a.class_name)
+        logging.info("wrote %s and %s.segments.json", FLAGS.long_video, FLAGS.long_video)
+        return
+    if not FLAGS.output_dir:
+        raise app.UsageError("--output_dir is required (or --long_video)")
     if FLAGS.nightify:
         from pipeline import nightify
         from pipeline.index import DatasetError
@@ -313,7 +364,7 @@ if __name__ == "__main__":
 
     from pipeline import cli
 
-    flags.DEFINE_string("output_dir", None, "Where to write the class folders.", required=True)
+    flags.DEFINE_string("output_dir", None, "Where to write the class folders.")
     flags.DEFINE_integer("clips_per_class", 24, "Videos per class.")
     flags.DEFINE_integer("num_actors", 6, "Actors per class (groups for --group_regex).")
     flags.DEFINE_integer("seed", 0, "Seed.")
@@ -328,4 +379,8 @@ if __name__ == "__main__":
     flags.DEFINE_float("night_read_noise", 4.0, "--nightify: sensor read noise std, in 8-bit levels, new every frame.")
     flags.DEFINE_float("night_shot_noise", 0.6, "--nightify: shot noise, std = this x sqrt(level).")
     flags.DEFINE_bool("night_monochrome", False, "--nightify: one grey channel, like an infrared camera.")
+    flags.DEFINE_string("long_video", None, "Instead of a data set: write one video (.mp4) of several actions back to "
+                        "back, for timelines, and beside it VIDEO.segments.json: each action's start, end and class.")
+    flags.DEFINE_list("long_classes", list(LONG_CLASSES), "--long_video: the actions, in order.")
+    flags.DEFINE_integer("clips_per_action", 3, "--long_video: built-in clips (1 to 2.5 s each) per action.")
     cli.run(main, "synthetic")

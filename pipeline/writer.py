@@ -137,7 +137,8 @@ def video_job(p: Planned, settings: Settings) -> tuple[str, ClipSpec]:
 def store_outcome(out_dir: str, p: Planned, label_names: Sequence[str], ok: bool, value: EncodedClip | None, error: str) -> None:
     """Cache one clip's result: its serialized record, or why it was skipped."""
     if ok:
-        record = records.encode(value.jpegs, value.indices, value.frames_decoded, p.label, label_names[p.label], p.video.source)
+        record = records.encode(value.jpegs, value.indices, value.frames_decoded, p.label, label_names[p.label], p.video.source,
+                                value.seconds)
         storage.write_atomic(_clip_path(out_dir, p.task, "rec"), record)
     else:
         log.warning("skipped %s: %s", p.video.path, error)
@@ -253,7 +254,7 @@ def _write_dataset(videos_by_split, label_names, out_dir, settings, num_workers,
     for split in names:
         splits[split] = manifest_lib.Split(
             shards=tuple(info for job, info in zip(jobs, infos) if job.split == split),
-            examples=tuple(manifest_lib.Example(p.video.source, p.label, p.video.group) for p in kept if p.split == split),
+            examples=tuple(_example(out_dir, p) for p in kept if p.split == split),
         )
     result = manifest_lib.Manifest(
         label_names=tuple(label_names), clip=settings.clip, splits=splits, num_folds=settings.num_folds, fingerprint=fp,
@@ -264,6 +265,12 @@ def _write_dataset(videos_by_split, label_names, out_dir, settings, num_workers,
     storage.rmtree(os.path.join(out_dir, WORK_DIR))
     _log_summary(result, len(plan), time.monotonic() - start)
     return result
+
+
+def _example(out_dir: str, p: Planned) -> manifest_lib.Example:
+    """The manifest's entry for a kept clip, with the duration its cached record carries."""
+    seconds = records.seconds_of(storage.read_bytes(_clip_path(out_dir, p.task, "rec")))
+    return manifest_lib.Example(p.video.source, p.label, p.video.group, seconds)
 
 
 def _log_summary(result: manifest_lib.Manifest, planned: int, seconds: float) -> None:

@@ -3,6 +3,7 @@
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from models import serving, trainer
-from pipeline import export_asset, make_dataset, manifest as manifest_lib, predict, records, writer
+from pipeline import export_asset, make_dataset, manifest as manifest_lib, predict, records, synthetic, writer
 from pipeline.clip_spec import ClipSpec
 from tests.conftest import ROOT, SMALL, run_module, split_tree
 
@@ -47,7 +48,8 @@ def test_versioned_layout_and_refusal_to_overwrite(trained):
     again = run_module("export", f"--model_dir={trained['models']}", f"--model={MODEL}", f"--export_dir={trained['exported']}", "--version=1")
     assert again.returncode != 0 and "exists; choose another --version" in again.stderr
     asset = export_asset.read(trained["saved"])
-    assert asset == export_asset.ExportAsset(ClipSpec(4, 24, 32, 90), trained["manifest"].label_names)
+    assert 1.0 <= asset.clip_seconds <= 2.5  # the generator's clips last 1 to 2.5 s
+    assert asset == export_asset.ExportAsset(ClipSpec(4, 24, 32, 90), trained["manifest"].label_names, trained["manifest"].median_seconds("train"))
 
 
 def test_best_picks_the_highest_test_accuracy(tmp_path):
@@ -190,6 +192,27 @@ def test_predict_cli_reports_each_video_and_fails_for_a_broken_one(trained, vide
     assert "error" in lines[1] and len(lines[0]["top"]) == 2 and lines[0]["top"][0]["probability"] >= lines[0]["top"][1]["probability"]
     text = run_module("pipeline.predict", f"--saved_model={trained['saved']}", good[0])
     assert text.returncode == 0 and text.stdout.splitlines()[0] == good[0] and len(text.stdout.splitlines()) == 4
+
+
+def test_predict_timeline_prints_segments_and_writes_rows_and_plot(trained, tmp_path):
+    long_video = str(tmp_path / "long.mp4")
+    synthetic.generate_long(long_video, ("Run", "waving"), clips_per_action=2, seed=0)
+    rows, png = str(tmp_path / "w.csv"), str(tmp_path / "t.png")
+    result = run_module("pipeline.predict", f"--model={trained['saved']}", "--window=auto", "--threshold=0", f"--output={rows}",
+                        f"--plot={png}", long_video)
+    assert result.returncode == 0, result.stderr[-2000:]
+    window = export_asset.read(trained["saved"]).clip_seconds
+    assert f"windows of {window:.2f} s every {window / 2:.2f} s" in result.stderr
+    table = open(rows).read().splitlines()
+    assert table[0] == "start_s,end_s,class_1,probability_1,class_2,probability_2,class_3,probability_3"
+    starts = [float(r.split(",")[0]) for r in table[1:]]
+    assert len(starts) >= 3 and starts[:2] == pytest.approx([0.0, round(window / 2 * 15) / 15], abs=1e-3)
+    segments = result.stdout.strip().splitlines()  # threshold 0: every window is in a segment
+    assert segments and all(re.fullmatch(r"\d\d:\d\d\.\d-\d\d:\d\d\.\d \S.* [01]\.\d\d", s) for s in segments), segments
+    assert segments[0].startswith("00:00.0-") and open(png, "rb").read(4) == b"\x89PNG"
+    short = run_module("pipeline.predict", f"--model={trained['saved']}", "--window=60", "--json", long_video)
+    assert short.returncode == 0 and "is shorter than one 60 s window; classified as one window" in short.stderr
+    assert len(short.stdout.splitlines()) <= 1
 
 
 @pytest.mark.parametrize("name, frame_input", [("mobilenet_gru", "rgb"), ("cnn_gru", "rgb+diff")])

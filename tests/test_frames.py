@@ -98,7 +98,7 @@ def test_index_promising_more_frames_than_data_holds(tmp_path):
 
     path = videos.write_h264(str(tmp_path / "cut.mp4"), videos.flat_frames(30, noise=6), faststart=True, bframes=0, gop=1)
     videos.truncate(path, 0.5)
-    assert sampler.read_planned(path, frames._open, lambda m: sample_indices(m, 10), lambda f: f.pts) is None  # full decode
+    assert sampler.read_planned(path, frames.open_video, lambda m: sample_indices(m, 10), lambda f: f.pts) is None  # full decode
     with av.open(path) as c:
         promised = c.streams.video[0].frames
     clip = read_clip(path, 10, 24, 32)
@@ -190,7 +190,7 @@ def test_fast_sampler_gives_exactly_the_sequential_frames(tmp_path, kind, n, gop
     path = videos.write_h264(str(tmp_path / f"{kind}.mp4"), frames_in, gop=gop, bframes=bframes)
     from pipeline import sampler
 
-    assert sampler.read_planned(path, frames._open, lambda m: sample_indices(m, 10), lambda f: f.pts) is not None
+    assert sampler.read_planned(path, frames.open_video, lambda m: sample_indices(m, 10), lambda f: f.pts) is not None
     fast = read_clip(path, 10, 36, 48)  # took the fast path (checked above)
     slow = frames.read_clip_sequential(path, 10, 36, 48)
     assert fast.indices == slow.indices == tuple(sample_indices(n, 10))

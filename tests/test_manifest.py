@@ -23,6 +23,16 @@ def _fold_manifest(k: int) -> manifest_lib.Manifest:
     return manifest_lib.Manifest(("a", "b"), ClipSpec(), {manifest_lib.fold_name(i): split for i in range(k)}, num_folds=k)
 
 
+def test_median_seconds_of_the_known_durations():
+    examples = tuple(manifest_lib.Example(f"{i}.mp4", 0, "", s) for i, s in enumerate((3.0, 0.0, 1.0, 2.0, 10.0)))
+    split = manifest_lib.Split((manifest_lib.Shard("x", 5, 1, "0"),), examples)
+    m = manifest_lib.Manifest(("a",), ClipSpec(), {"train": split, "validation": split, "test": split})
+    assert m.median_seconds("train") == 2.5  # of 1, 2, 3, 10: the unknown (0) left out
+    assert m.median_seconds(["train", "test"]) == 2.5
+    unknown = manifest_lib.Split((), (manifest_lib.Example("x.mp4", 0),))
+    assert manifest_lib.Manifest(("a",), ClipSpec(), {"train": unknown}).median_seconds("train") == 0.0
+
+
 def test_fold_roles_test_one_validate_the_next_train_the_rest():
     m = _fold_manifest(6)
     assert m.roles(0) == manifest_lib.Roles(("fold2", "fold3", "fold4", "fold5"), ("fold1",), ("fold0",))

@@ -74,9 +74,10 @@ def test_a_non_chief_checkpointing_callback_writes_nothing(tmp_path):
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     from pipeline.clip_spec import ClipSpec
-    from pipeline.manifest import Manifest
+    from pipeline.manifest import Manifest, Split
 
-    state = trainer.new_state("m", Manifest(("a",), ClipSpec(1, 1, 1), {}), "paper", "rgb")
+    empty = Split((), ())
+    state = trainer.new_state("m", Manifest(("a",), ClipSpec(1, 1, 1), {"train": empty, "validation": empty, "test": empty}), "paper", "rgb")
     for chief, run_dir in ((False, tmp_path / "other"), (True, tmp_path / "chief")):
         run_dir.mkdir()
         callback = trainer.Checkpointing(str(run_dir), json.loads(json.dumps(state)), 8, patience=0, is_chief=chief)

@@ -14,6 +14,7 @@ import tensorflow as tf
 from pipeline import manifest as manifest_lib
 from pipeline import index, records, shards, synthetic, verify, writer
 from pipeline.clip_spec import ClipSpec
+from pipeline import frames as frames_lib
 from pipeline.frames import read_clip, read_frames
 from tests.conftest import ROOT, SMALL, run_module, split_tree
 
@@ -75,6 +76,11 @@ def test_records_hold_the_planned_frames_labels_and_sources(reference, video_tre
     assert np.abs(frames.astype(int) - clip.frames.astype(int)).mean() < 3  # JPEG q90
     assert tuple(parsed[records.FRAME_INDICES][0].numpy()) == clip.indices
     assert parsed[records.FRAMES_DECODED][0].numpy() == clip.frames_decoded
+    seconds = [frames_lib.frame_rate(os.path.join(video_tree, e.source)) for e in m.split("train").examples]
+    seconds = [parsed[records.FRAMES_DECODED][i].numpy() / fps for i, fps in enumerate(seconds)]
+    assert parsed[records.SECONDS].numpy() == pytest.approx(seconds, abs=1e-5)  # each source's duration
+    assert [e.seconds for e in m.split("train").examples] == pytest.approx(seconds, abs=1e-3)
+    assert all(1.0 <= s <= 2.6 for s in seconds)  # the generator's clips last 1 to 2.5 s
 
 
 def test_same_shards_whatever_the_worker_count_and_run(reference, video_tree, tmp_path):
