@@ -30,7 +30,7 @@ def mistakes(empty: str) -> dict[str, list[str]]:
         "train.py --data_dir=EMPTY": ["train.py", f"--data_dir={empty}"],
         "prepare on an empty dir": ["-m", "pipeline.prepare", f"--data_dir={empty}", f"--output_dir={empty}/out"],
         "prepare --help": ["-m", "pipeline.prepare", "--help"],
-        "predict, missing model": ["-m", "pipeline.predict", "--saved_model=/nonexistent", "x.mp4"],
+        "predict, missing model": ["-m", "pipeline.predict", "--model=/nonexistent", "x.mp4"],
         "export, missing model dir": ["export.py", "--model_dir=/nonexistent", f"--export_dir={empty}/e"],
         "verify EMPTY": ["-m", "pipeline.verify", empty],
     }

@@ -34,7 +34,8 @@ FLAGS = flags.FLAGS
 
 
 def _define_flags() -> None:  # only when run as a program: the functions below are a library too
-    flags.DEFINE_string("model", None, "An exported version dir: EXPORT_DIR/<model>/<version>.")
+    flags.DEFINE_string("model", None, "An export: its version dir (EXPORT_DIR/<model>/<version>, a SavedModel, or "
+                        "EXPORT_DIR/<model>-tflite|-onnx/<version>) or the .tflite or .onnx file in it; the format is read from it.")
     flags.DEFINE_alias("saved_model", "model")
     flags.DEFINE_integer("top_k", 3, "Classes shown per video (per window in --output rows).")
     flags.DEFINE_bool("json", False, "Print one JSON object per video (per segment with a timeline) instead of text.")
@@ -61,24 +62,23 @@ def top_classes(probabilities, label_names: list[str], k: int) -> list[dict[str,
     return [{"class_id": i, "class_name": label_names[i], "probability": float(probabilities[i])} for i in order]
 
 
-def predict(saved_model_dir: str, paths: list[str], top_k: int) -> list[dict[str, Any]]:
-    """One result per path: {'video', 'top': [...], 'seconds'} or {'video', 'error'}."""
-    import tensorflow as tf
+def predict(model_path: str, paths: list[str], top_k: int) -> list[dict[str, Any]]:
+    """One result per path: {'video', 'top': [...], 'seconds'} or {'video', 'error'}. model_path:
+    an export of any format (pipeline.runtimes)."""
+    from pipeline import frames, runtimes
 
-    from pipeline.frames import VideoError
-
-    asset = export_asset.read(saved_model_dir)
-    classify = tf.saved_model.load(saved_model_dir).signatures["classify_records"]
+    classifier = runtimes.load(model_path)
     results = []
     for path in paths:
         start = time.perf_counter()
         try:
-            record = video_record(path, asset.clip)
-        except (VideoError, OSError) as e:
+            clip = frames.read_encoded_clip((path, classifier.asset.clip))
+        except (frames.VideoError, OSError) as e:
             results.append({"video": path, "error": str(e)})
             continue
-        probs = classify(records=tf.constant([record]))["probabilities"].numpy()[0]
-        results.append({"video": path, "top": top_classes(probs, list(asset.label_names), top_k), "seconds": time.perf_counter() - start})
+        probs = classifier.probabilities([clip], path)[0]
+        results.append({"video": path, "top": top_classes(probs, list(classifier.asset.label_names), top_k),
+                        "seconds": time.perf_counter() - start})
     return results
 
 
@@ -102,24 +102,22 @@ class Timeline:
     failed: bool
 
 
-def run_timeline(saved_model_dir: str, path: str, settings: TimelineSettings, rows: timeline.RowWriter | None = None,
+def run_timeline(model_path: str, path: str, settings: TimelineSettings, rows: timeline.RowWriter | None = None,
                  on_segment: Callable[[timeline.Segment], None] = lambda s: None) -> Timeline:
-    """Classify `path` window by window; each segment goes to `on_segment` as it closes and each
-    window to `rows`. A stall, an error or Ctrl-C ends the input early: the timeline so far is kept.
-    VideoError when the input cannot be opened at all."""
-    import tensorflow as tf
+    """Classify `path` window by window with an export of any format; each segment goes to
+    `on_segment` as it closes and each window to `rows`. A stall, an error or Ctrl-C ends the
+    input early: the timeline so far is kept. VideoError when the input cannot be opened at all."""
+    from pipeline import frames, runtimes, windows
 
-    from pipeline import frames, windows
-
-    asset = export_asset.read(saved_model_dir)
-    classify = tf.saved_model.load(saved_model_dir).signatures["classify_records"]
+    classifier = runtimes.load(model_path)
+    asset = classifier.asset
     reader = windows.WindowReader(path, asset.clip, settings.window, settings.stride, settings.read_timeout)
     segmenter = timeline.Segmenter(asset.label_names, settings.threshold)
     scored: list[timeline.Scored] = []
     batch = 1 if frames.is_live(path) else settings.batch_size
     try:
         for chunk in timeline.chunks(reader, batch):
-            probs = classify(records=tf.constant([w.record for w in chunk]))["probabilities"].numpy()
+            probs = classifier.probabilities([w.clip for w in chunk], path)
             for w, p in zip(chunk, probs):
                 scored.append(timeline.Scored(w.start, w.end, tuple(float(v) for v in p)))
                 if rows is not None:
@@ -154,13 +152,14 @@ def timeline_settings(asset: export_asset.ExportAsset) -> TimelineSettings:
     return TimelineSettings(window, stride, FLAGS.threshold, FLAGS.top_k, FLAGS.read_timeout, FLAGS.batch_size)
 
 
-def timeline_main(path: str, asset: export_asset.ExportAsset) -> None:
+def timeline_main(path: str, asset: export_asset.ExportAsset, needs_tensorflow: bool) -> None:
     from pipeline.frames import VideoError
 
     settings = timeline_settings(asset)
     if FLAGS.plot and not FLAGS.plot.lower().endswith(".png"):
         raise app.UsageError(f"--plot: a .png file name, not {FLAGS.plot!r}")
-    cli.tensorflow()
+    if needs_tensorflow:
+        cli.tensorflow()
     show = (lambda s: print(json.dumps(s.to_dict(), ensure_ascii=False), flush=True)) if FLAGS.json else (
         lambda s: print(s.describe(), flush=True))
     rows_file = open(FLAGS.output, "w", newline="", encoding="utf-8") if FLAGS.output else None
@@ -168,7 +167,7 @@ def timeline_main(path: str, asset: export_asset.ExportAsset) -> None:
         rows = timeline.RowWriter(rows_file, timeline.kind_of(FLAGS.output), asset.label_names, settings.top_k) if rows_file else None
         logging.info("%s: windows of %.2f s every %.2f s", path, settings.window, settings.stride)
         result = run_timeline(FLAGS.model, path, settings, rows, show)
-    except VideoError as e:
+    except (VideoError, export_asset.ExportError) as e:
         raise cli.CommandError(str(e)) from None
     finally:
         if rows_file:
@@ -185,21 +184,27 @@ def timeline_main(path: str, asset: export_asset.ExportAsset) -> None:
 
 
 def main(argv: list[str]) -> None:
+    from pipeline import runtimes
     from pipeline.frames import is_live
 
     paths = argv[1:]
     if not FLAGS.model or not paths:
-        raise app.UsageError("usage: python -m pipeline.predict --model=DIR VIDEO [VIDEO ...]")
+        raise app.UsageError("usage: python -m pipeline.predict --model=EXPORT VIDEO [VIDEO ...]")
     try:
-        asset = export_asset.read(FLAGS.model)
+        version_dir, fmt, _ = runtimes.locate(FLAGS.model)
+        asset = export_asset.read(version_dir)
     except export_asset.ExportError as e:
         raise cli.CommandError(str(e)) from None
     if FLAGS.window or any(is_live(p) for p in paths):
         if len(paths) != 1:
             raise app.UsageError("a timeline (--window, or a live source) takes one input")
-        return timeline_main(paths[0], asset)
-    cli.tensorflow()
-    results = predict(FLAGS.model, paths, FLAGS.top_k)
+        return timeline_main(paths[0], asset, fmt == "saved_model")
+    if fmt == "saved_model":  # LiteRT and ONNX run without TensorFlow
+        cli.tensorflow()
+    try:
+        results = predict(FLAGS.model, paths, FLAGS.top_k)
+    except export_asset.ExportError as e:
+        raise cli.CommandError(str(e)) from None
     for r in results:
         if "error" in r:
             print(f"predict: error: {r['error']}", file=sys.stderr)

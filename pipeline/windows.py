@@ -9,6 +9,7 @@ can, so memory stays flat on an hour of video. Times are frame index over the st
 What goes wrong on the way (a stall longer than the read timeout, a decoder error, the frame size
 changing, an input shorter than one window) is kept as a line in `WindowReader.events`; the
 windows read until then stand. Opening a source that cannot be opened raises VideoError.
+No TensorFlow here: a LiteRT or ONNX timeline runs without it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Iterator
 import av
 import numpy as np
 
-from pipeline import frames, records, storage
+from pipeline import frames, storage
 from pipeline.clip_spec import ClipSpec
 from pipeline.frames import is_live
 
@@ -46,14 +47,23 @@ class Geometry:
 
 @dataclasses.dataclass(frozen=True)
 class Window:
-    """One window: its place in the input and the record prepare would write for it (label -1)."""
+    """One window: its place in the input and the clip prepare would store for it."""
 
     index: int
     start: float  # seconds
     end: float
     first_frame: int
     num_frames: int
-    record: bytes
+    clip: frames.EncodedClip
+    source: str
+
+    @property
+    def record(self) -> bytes:
+        """The record prepare would write for this clip (label -1)."""
+        from pipeline import records
+
+        c = self.clip
+        return records.encode(c.jpegs, c.indices, c.frames_decoded, -1, "", self.source, c.seconds)
 
 
 class WindowReader:
@@ -122,10 +132,10 @@ class WindowReader:
     def _window(self, index: int, first: int, n: int, kept: dict[int, np.ndarray]) -> Window:
         plan = self.spec.plan(n)
         images = frames.stored_images(np.stack([kept[first + o] for o in plan]), self.spec)
-        jpegs = frames.encode_jpeg(images, self.spec.jpeg_quality)
+        jpegs = tuple(frames.encode_jpeg(images, self.spec.jpeg_quality))
         fps = self.geometry.fps
-        record = records.encode(jpegs, [first + o for o in plan], n, -1, "", self.path, n / fps)
-        return Window(index, first / fps, (first + n) / fps, first, n, record)
+        clip = frames.EncodedClip(jpegs, tuple(first + o for o in plan), n, n / fps)
+        return Window(index, first / fps, (first + n) / fps, first, n, clip, self.path)
 
 
 def open_source(path: str, read_timeout: float) -> av.container.InputContainer:

@@ -40,6 +40,13 @@ def test_memory():
     assert all(h > 50e6 for h in out["held_rss_bytes"])
 
 
+def test_timeline_memory():
+    out = run("timeline_memory.py")
+    assert out["seconds_of_input"] == [6, 96] and out["windows"] == [5, 105]  # 1.73 s windows every 0.87 s at 10 fps
+    assert all(b > 50e6 for b in out["peak_rss_bytes"]) and 0.5 < out["ratio"] < 2
+    assert all(w > 0 for w in out["windows_per_second"])
+
+
 def test_storage():
     out = run("storage.py")
     for q in ("50", "90"):

@@ -60,8 +60,8 @@ MISTAKES = [
      "prepare: error: --candidates must be odd (one of them is the centre), got 2 (--help lists the flags)"),
     (["-m", "pipeline.prepare", "--data_dir={empty}", "--output_dir=o", "--group_regex=("], 2,
      "prepare: error: flag --group_regex=(: not a regular expression with a capturing group (--help lists the flags)"),
-    (["-m", "pipeline.predict", "--saved_model=/nonexistent", "x.mp4"], 1, "predict: error: /nonexistent/assets.extra/"
-     "preprocessing.json: missing; is /nonexistent a version dir written by export.py (EXPORT_DIR/<model>/<version>)?"),
+    (["-m", "pipeline.predict", "--model=/nonexistent", "x.mp4"], 1, "predict: error: /nonexistent: not an export: no "
+     "saved_model.pb, model.tflite or model.onnx (give EXPORT_DIR/<model>/<version> as export.py wrote it)"),
     (["export.py", "--model_dir=/nonexistent", "--export_dir=e"], 1,
      "export: error: /nonexistent: no such directory; give the --model_dir that train.py wrote"),
     (["export.py", "--model_dir={empty}", "--export_dir=e", "--model=cnn_gruu"], 2, "export: error: --model: unknown "

@@ -215,6 +215,88 @@ def test_predict_timeline_prints_segments_and_writes_rows_and_plot(trained, tmp_
     assert len(short.stdout.splitlines()) <= 1
 
 
+@pytest.fixture(scope="module")
+def file_exports(trained):
+    """The trained model as LiteRT (float32, float16, int8) and ONNX version dirs."""
+    import export
+
+    made = {}
+    for fmt in (export.Format("tflite"), export.Format("tflite", "float16"), export.Format("tflite", "int8", trained["shards"], calibration_clips=8),
+                export.Format("onnx")):
+        made[fmt.base_name(MODEL)] = export.export_model(trained["models"], MODEL, trained["exported"], fmt=fmt)
+    return made
+
+
+def _encoded_test_clips(trained, video_tree):
+    from pipeline import frames
+
+    sources = [os.path.join(video_tree, e.source) for e in trained["manifest"].examples(["validation", "test"])]
+    return [frames.read_encoded_clip((p, ClipSpec(4, 24, 32, 90))) for p in sources]
+
+
+def test_litert_and_onnx_exports_answer_like_the_saved_model_in_their_own_runtimes(trained, file_exports, video_tree):
+    from pipeline import runtimes
+
+    assert sorted(file_exports) == [f"{MODEL}-onnx", f"{MODEL}-tflite", f"{MODEL}-tflite-float16", f"{MODEL}-tflite-int8"]
+    clips = _encoded_test_clips(trained, video_tree)
+    reference = runtimes.load(trained["saved"]).probabilities(clips)
+    for base, path in file_exports.items():
+        classifier = runtimes.load(path)
+        assert classifier.format == ("onnx" if "onnx" in base else "tflite")
+        assert classifier.asset == export_asset.read(trained["saved"])  # the same preprocessing record beside it
+        got = classifier.probabilities(clips)
+        assert got.shape == reference.shape  # int8 outputs come in steps of 1/256
+        assert np.allclose(got.sum(axis=1), 1, atol=2e-2 if base.endswith("int8") else 1e-3)
+        if base.endswith(("-onnx", "-tflite")):  # float32: the same function
+            np.testing.assert_allclose(got, reference, atol=1e-5)
+        elif base.endswith("float16"):
+            np.testing.assert_allclose(got, reference, atol=2e-2)
+        else:  # int8 of a one-epoch model: only that it is a calibrated classifier, not noise
+            assert np.abs(got - reference).max() < 0.3
+    sizes = {b: os.path.getsize(os.path.join(p, "model.tflite")) for b, p in file_exports.items() if "tflite" in b}
+    assert sizes[f"{MODEL}-tflite-int8"] < sizes[f"{MODEL}-tflite-float16"] < sizes[f"{MODEL}-tflite"]
+    model_file = os.path.join(file_exports[f"{MODEL}-onnx"], "model.onnx")
+    assert runtimes.locate(model_file) == (file_exports[f"{MODEL}-onnx"], "onnx", model_file)
+
+
+def test_predict_runs_litert_and_onnx_without_tensorflow(trained, file_exports, video_tree, tmp_path):
+    poisoned = tmp_path / "poisoned" / "tensorflow"
+    poisoned.mkdir(parents=True)
+    (poisoned / "__init__.py").write_text("raise ImportError('tensorflow was imported')\n")
+    video = os.path.join(video_tree, trained["manifest"].examples("validation")[0].source)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "poisoned"), ROOT]))
+    expected = predict.predict(trained["saved"], [video], 3)[0]["top"]
+    for base in (f"{MODEL}-tflite", f"{MODEL}-onnx"):
+        result = subprocess.run([sys.executable, "-m", "pipeline.predict", f"--model={file_exports[base]}", "--json", video],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        top = json.loads(result.stdout)["top"]
+        assert [t["class_id"] for t in top] == [t["class_id"] for t in expected]
+        assert [t["probability"] for t in top] == pytest.approx([t["probability"] for t in expected], abs=1e-5)
+
+
+def test_quantize_is_only_for_litert_and_int8_needs_training_clips(trained, tmp_path):
+    import export
+
+    with pytest.raises(ValueError, match="--quantize=int8 is for --format=tflite"):
+        export.Format("onnx", "int8")
+    assert export.Format("tflite", "int8").base_name("gru") == "gru-tflite-int8" and export.Format().base_name("gru") == "gru"
+    with pytest.raises(ValueError, match="needs a representative set"):
+        from models import converters
+
+        converters.to_tflite(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), "int8")
+
+
+def test_centre_view_decoded_with_opencv_is_the_training_pipelines_view(video_tree):
+    from pipeline import frames, runtimes
+
+    spec = ClipSpec(num_frames=3, height=24, width=32, candidates=3, with_next=True, flow=True)
+    video = os.path.join(video_tree, synthetic.CLASS_NAMES[3], os.listdir(os.path.join(video_tree, synthetic.CLASS_NAMES[3]))[0])
+    clip = frames.read_encoded_clip((video, spec))
+    by_tf = records.decode_view(tf.constant(clip.jpegs), spec, records.centre_choice(spec)).numpy()
+    np.testing.assert_array_equal(runtimes.centre_view(clip.jpegs, spec), by_tf)  # bit for bit, grey flow images too
+
+
 @pytest.mark.parametrize("name, frame_input", [("mobilenet_gru", "rgb"), ("cnn_gru", "rgb+diff")])
 def test_new_model_options_export_with_the_same_answers(name, frame_input, tmp_path):
     """The stronger model and the motion cue (a custom layer) survive .keras and SavedModel export."""
