@@ -14,6 +14,8 @@ Both take frames uint8 [B, T, H, W, 3P] like the SavedModel's serving_default (L
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Callable, Iterable
 
 import keras
@@ -50,7 +52,8 @@ def to_tflite(model: keras.Model, quantize: str = "none", representative: Callab
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
         converter.representative_dataset = lambda: ([clip] for clip in representative())
-    return converter.convert()
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the temporary SavedModel's endpoints
+        return converter.convert()
 
 
 def to_onnx(model: keras.Model) -> bytes:

@@ -90,6 +90,7 @@ class TimelineSettings:
     top_k: int = 3
     read_timeout: float = 10.0
     batch_size: int = 8
+    reuse: bool = True  # a time step shared by windows goes through the front end once (when the export allows)
 
 
 @dataclasses.dataclass
@@ -109,7 +110,7 @@ def run_timeline(model_path: str, path: str, settings: TimelineSettings, rows: t
     input early: the timeline so far is kept. VideoError when the input cannot be opened at all."""
     from pipeline import frames, runtimes, windows
 
-    classifier = runtimes.load(model_path)
+    classifier = runtimes.load(model_path, windows=settings.reuse)
     asset = classifier.asset
     reader = windows.WindowReader(path, asset.clip, settings.window, settings.stride, settings.read_timeout)
     segmenter = timeline.Segmenter(asset.label_names, settings.threshold)

@@ -50,26 +50,32 @@ def locate(path: str) -> tuple[str, str, str]:
                                    "(give EXPORT_DIR/<model>/<version> as export.py wrote it)")
 
 
+def centre_positions(spec: ClipSpec, t: int) -> range:
+    """Stored positions of time step t's P images in the centre view."""
+    first = (t * spec.candidates + spec.centre) * spec.frames_per_step
+    return range(first, first + spec.frames_per_step)
+
+
+def step_images(jpegs: Sequence[bytes], positions: range) -> np.ndarray:
+    """One time step's images decoded and stacked on channels: uint8 [H, W, 3P]."""
+    images = [cv2.imdecode(np.frombuffer(jpegs[i], np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1] for i in positions]
+    return np.concatenate(images, axis=-1)
+
+
 def centre_view(jpegs: Sequence[bytes], spec: ClipSpec) -> np.ndarray:
     """The model's input for a stored clip, as records.decode_view gives it for the centre
     candidate: uint8 [T, H, W, 3P], each time step's P images stacked on channels."""
-    p, k = spec.frames_per_step, spec.candidates
-    steps = []
-    for t in range(spec.num_frames):
-        first = (t * k + spec.centre) * p
-        images = [cv2.imdecode(np.frombuffer(jpegs[first + i], np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1] for i in range(p)]
-        steps.append(np.concatenate(images, axis=-1))
-    return np.ascontiguousarray(np.stack(steps))
+    return np.ascontiguousarray(np.stack([step_images(jpegs, centre_positions(spec, t)) for t in range(spec.num_frames)]))
 
 
 class SavedModelClassifier:
     format = "saved_model"
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, loaded=None):
         import tensorflow as tf
 
         self.asset = export_asset.read(path)
-        self._classify = tf.saved_model.load(path).signatures["classify_records"]
+        self._classify = (loaded or tf.saved_model.load(path)).signatures["classify_records"]
 
     def probabilities(self, clips: Sequence[EncodedClip], source: str = "") -> np.ndarray:
         import tensorflow as tf
@@ -78,6 +84,47 @@ class SavedModelClassifier:
 
         serialized = [records.encode(c.jpegs, c.indices, c.frames_decoded, -1, "", source, c.seconds) for c in clips]
         return self._classify(records=tf.constant(serialized))["probabilities"].numpy()
+
+
+class ReusingClassifier:
+    """A SavedModel over overlapping windows in order: each time step's images (named by their
+    frame indices) go through the front end (frame_features) once, only the head
+    (classify_features) runs per window. Same answers as SavedModelClassifier to 1e-5."""
+
+    format = "saved_model"
+
+    def __init__(self, path: str, loaded=None):
+        import tensorflow as tf
+
+        self.asset = export_asset.read(path)
+        loaded = loaded or tf.saved_model.load(path)
+        self._features, self._head = loaded.signatures["frame_features"], loaded.signatures["classify_features"]
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the cached features and the counts (a new input)."""
+        self._cache: dict[tuple[int, ...], np.ndarray] = {}
+        self.steps_computed = self.steps_asked = 0
+
+    def probabilities(self, clips: Sequence[EncodedClip], source: str = "") -> np.ndarray:
+        import tensorflow as tf
+
+        spec = self.asset.clip
+        keys = [[tuple(c.indices[i] for i in centre_positions(spec, t)) for t in range(spec.num_frames)] for c in clips]
+        new = {}
+        for c, clip_keys in zip(clips, keys):
+            for t, key in enumerate(clip_keys):
+                if key not in self._cache and key not in new:
+                    new[key] = step_images(c.jpegs, centre_positions(spec, t))
+        if new:
+            features = self._features(frames=tf.constant(np.stack(list(new.values()))))["features"].numpy()
+            self._cache.update(zip(new, features))
+        self.steps_computed += len(new)
+        self.steps_asked += sum(len(k) for k in keys)
+        stacked = np.stack([[self._cache[k] for k in clip_keys] for clip_keys in keys])
+        oldest = min(k[0] for k in keys[-1])  # later windows start later: older steps are not needed again
+        self._cache = {k: v for k, v in self._cache.items() if k[0] >= oldest}
+        return self._head(features=tf.constant(stacked))["probabilities"].numpy()
 
 
 class LiteClassifier:
@@ -125,8 +172,10 @@ class OnnxClassifier:
         return self._session.run(["probabilities"], {"frames": frames})[0]
 
 
-def load(path: str) -> Classifier:
-    """The classifier of an export, whatever its format. ExportError names the path."""
+def load(path: str, windows: bool = False) -> Classifier:
+    """The classifier of an export, whatever its format. ExportError names the path. windows:
+    for overlapping windows in order (a timeline): a SavedModel that can be split reuses each
+    time step's front-end features across windows (ReusingClassifier)."""
     version_dir, fmt, model_file = locate(path)
     if not os.path.exists(model_file) and fmt != "saved_model":
         raise export_asset.ExportError(f"{model_file}: no such file")
@@ -134,4 +183,9 @@ def load(path: str) -> Classifier:
         return LiteClassifier(version_dir, model_file)
     if fmt == "onnx":
         return OnnxClassifier(version_dir, model_file)
-    return SavedModelClassifier(version_dir)
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(version_dir)
+    if windows and "frame_features" in loaded.signatures:  # the export could be split (serving.splits_per_step)
+        return ReusingClassifier(version_dir, loaded)
+    return SavedModelClassifier(version_dir, loaded)

@@ -47,6 +47,26 @@ def test_timeline_memory():
     assert all(w > 0 for w in out["windows_per_second"])
 
 
+def test_export_formats():
+    out = run("export_formats.py")
+    formats = out["models"]["cnn_gru"]["formats"]
+    assert out["models"]["cnn_gru"]["test_clips"] == 48
+    assert sorted(formats) == ["onnx", "saved_model", "tflite", "tflite-float16", "tflite-int8"]
+    for name in ("tflite", "onnx"):  # float32 exports: the same function
+        assert formats[name]["agreement"] >= 0.99 and formats[name]["max_abs_difference"] < 1e-5
+    assert formats["tflite-int8"]["bytes"] < formats["tflite-float16"]["bytes"] < formats["tflite"]["bytes"]
+    assert all(f["latency_ms"] > 0 and 0 <= f["accuracy"] <= 1 for f in formats.values())
+
+
+def test_timeline_reuse():
+    out = run("timeline_reuse.py")
+    assert out["windows"] >= 4
+    for name in ("cnn_gru", "mobilenet_gru"):
+        figures = out["models"][name]
+        assert figures["windows_per_second_whole"] > 0 and figures["windows_per_second_reusing"] > 0
+        assert 0.4 <= figures["steps_computed_share"] < 0.8 and figures["max_abs_difference"] < 1e-5
+
+
 def test_storage():
     out = run("storage.py")
     for q in ("50", "90"):

@@ -174,3 +174,37 @@ def test_the_long_video_generator_says_where_each_action_is(tmp_path):
     assert decoded == round(actions[-1].end * 15)
     with pytest.raises(ValueError, match="unknown class"):
         synthetic.generate_long(path, ("Run", "flying"))
+
+
+@pytest.mark.parametrize("name, spec, frame_input", [
+    ("cnn_gru", SPEC, "rgb"),
+    ("convnet_gru", ClipSpec(num_frames=4, height=32, width=32, candidates=3, with_next=True, flow=True), "rgb+flow"),
+])
+def test_reused_front_end_features_answer_like_the_whole_window(long_video, tmp_path, name, spec, frame_input):
+    from models import recipes, serving, trainer
+    from pipeline import runtimes
+
+    model = trainer.build(name, spec, 3, recipes.get("improved", frame_input=frame_input))
+    saved = str(tmp_path / "saved")
+    serving.export(model, saved, ["a", "b", "c"], spec, 3.0)
+    whole, reusing = runtimes.load(saved), runtimes.load(saved, windows=True)
+    assert isinstance(reusing, runtimes.ReusingClassifier) and isinstance(whole, runtimes.SavedModelClassifier)
+    got = list(windows.WindowReader(long_video, spec, window_seconds=2.0, stride_seconds=1.0))
+    expected = whole.probabilities([w.clip for w in got])
+    reused = np.concatenate([reusing.probabilities([w.clip for w in got[i:i + 2]]) for i in range(0, len(got), 2)])
+    np.testing.assert_allclose(reused, expected, atol=1e-5)
+    assert reusing.steps_asked == len(got) * spec.num_frames and reusing.steps_computed < reusing.steps_asked
+    frames_in = np.random.default_rng(0).integers(0, 256, (2, *spec.model_input_shape()), dtype=np.uint8)
+    loaded = tf.saved_model.load(saved)
+    features = loaded.signatures["frame_features"](frames=tf.constant(frames_in.reshape(-1, *frames_in.shape[2:])))["features"]
+    halves = loaded.signatures["classify_features"](features=tf.reshape(features, [2, spec.num_frames, -1]))["probabilities"]
+    np.testing.assert_allclose(halves.numpy(), model.predict(frames_in, verbose=0), atol=1e-5)
+
+
+def test_a_model_whose_input_looks_across_time_steps_is_not_split(tmp_path):
+    from models import recipes, serving, trainer
+
+    model = trainer.build("cnn_gru", SPEC, 3, recipes.get("improved", frame_input="bg_diff"))
+    assert not serving.splits_per_step(model)
+    serving.export(model, str(tmp_path / "s"), ["a", "b", "c"], SPEC)
+    assert "frame_features" not in tf.saved_model.load(str(tmp_path / "s")).signatures
