@@ -94,11 +94,17 @@ class WindowReader:
             yield from self._windows(self._decoded(container, stream), aspect)
 
     def _decoded(self, container, stream) -> Iterator[av.VideoFrame]:
+        """Every frame in order; after a read or decoder error, the frames the decoder still holds."""
         try:
-            yield from container.decode(stream)
+            for packet in container.demux(stream):
+                yield from packet.decode()
         except (av.FFmpegError, OSError) as e:
             self.failed = True
             self.events.append(f"{self.path}: the input stopped: {e}")
+        try:
+            yield from stream.codec_context.decode(None)  # flush (the demuxer's end gives an empty packet too)
+        except (av.FFmpegError, OSError):
+            pass
         if is_live(self.path) and not self.failed:
             self.events.append(f"{self.path}: the stream ended")
 

@@ -92,6 +92,18 @@ class _Stalling(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
         time.sleep(self.stall)  # then nothing more: a camera that stopped sending
 
+
+class _Ending(_Stalling):
+    length = True
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp2t")
+        if self.length:
+            self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+        self.wfile.write(self.payload)  # all of it, then the connection closes
+
     def log_message(self, *args):
         pass
 
@@ -112,6 +124,25 @@ def test_a_stalled_stream_stops_at_the_read_timeout_and_keeps_the_windows_so_far
     assert reader.failed and waited < 4.5  # gave up after the timeout, not after the server's 5 s
     assert 2 <= len(got) <= 6  # about half of the 12 s arrived
     assert len(reader.events) == 1 and reader.events[0].startswith(f"{url}: the input stopped: ")
+
+
+@pytest.mark.parametrize("length", [True, False], ids=["announced_length", "closed_without_length"])
+def test_a_stream_that_ends_keeps_every_frame(tmp_path, length):
+    ts = videos.write_h264(str(tmp_path / "cam.ts"), videos.flat_frames(40, noise=6), fps=10)
+    _Ending.payload, _Ending.length = open(ts, "rb").read(), length
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ending)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/cam.ts"
+    try:
+        reader = windows.WindowReader(url, SPEC, window_seconds=1.0, stride_seconds=1.0, read_timeout=2.0)
+        got = list(reader)
+    finally:
+        server.shutdown()
+    assert len(got) == 4  # all 40 frames: after a read error, the frames the decoder held are still read
+    if length:
+        assert not reader.failed and reader.events == [f"{url}: the stream ended"]
+    else:  # FFmpeg cannot tell a closed connection of unknown length from a broken one
+        assert reader.failed and reader.events == [f"{url}: the input stopped: [Errno 5] Input/output error: '{url}'"]
 
 
 def test_a_live_source_that_cannot_be_opened_is_one_clear_error():
