@@ -52,6 +52,25 @@ def test_versioned_layout_and_refusal_to_overwrite(trained):
     assert asset == export_asset.ExportAsset(ClipSpec(4, 24, 32, 90), trained["manifest"].label_names, trained["manifest"].median_seconds("train"))
 
 
+def test_an_export_while_another_writes_the_same_model_is_refused_and_writes_nothing(trained):
+    import export
+    from pipeline import lock
+
+    base = os.path.join(trained["exported"], MODEL)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    holder = subprocess.Popen([sys.executable, "-c", f"from pipeline import lock; import time\nwith lock.hold({base!r}, 'export'):\n"
+                               "    print('held', flush=True); time.sleep(600)"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        before = sorted(os.listdir(base))
+        with pytest.raises(lock.LockedError, match=rf"{re.escape(base)}: in use by export \(pid {holder.pid} on "):
+            export.export_model(trained["models"], MODEL, trained["exported"])
+        assert sorted(os.listdir(base)) == before
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+
+
 def test_best_picks_the_highest_test_accuracy(tmp_path):
     import export
 
