@@ -27,7 +27,7 @@ import tempfile
 from absl import app, flags, logging
 
 from models import kinds
-from pipeline import cli, export_asset, lock, storage
+from pipeline import cli, export_asset, lock, runtimes, storage
 from pipeline.clip_spec import ClipSpec
 from pipeline.manifest import ManifestError
 
@@ -36,9 +36,9 @@ flags.DEFINE_string("model_dir", None, "The --model_dir given to train.py.")
 flags.DEFINE_string("model", "best", "A model name, or 'best': the highest test accuracy among trained models.")
 flags.DEFINE_string("export_dir", None, "Where EXPORT_DIR/<model>/<version>/ goes.")
 flags.DEFINE_integer("version", 0, "Version number (0: the next free one).")
-flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite", "onnx"], "What to write: a SavedModel (TF Serving), "
+flags.DEFINE_enum("format", "saved_model", list(runtimes.FORMATS), "What to write: a SavedModel (TF Serving), "
                   "a LiteRT flatbuffer (small devices) or an ONNX graph (onnxruntime, TensorRT).")
-flags.DEFINE_enum("quantize", "none", ["none", "float16", "int8"], "--format=tflite: float16 weights, or int8 weights and "
+flags.DEFINE_enum("quantize", "none", list(runtimes.QUANTIZATIONS), "--format=tflite: float16 weights, or int8 weights and "
                   "activations calibrated on training clips.")
 flags.DEFINE_string("data_dir", None, "--quantize=int8: the prepared data whose training split calibrates it "
                     "(default: the data dir the run trained on).")
@@ -55,6 +55,8 @@ class Format:
     calibration_clips: int = 100
 
     def __post_init__(self) -> None:
+        if self.name not in runtimes.FORMATS or self.quantize not in runtimes.QUANTIZATIONS:
+            raise ValueError(f"format {self.name!r}, quantize {self.quantize!r}: choose from {runtimes.FORMATS} and {runtimes.QUANTIZATIONS}")
         if self.quantize != "none" and self.name != "tflite":
             raise ValueError(f"--quantize={self.quantize} is for --format=tflite")
 
@@ -67,7 +69,7 @@ class Format:
     @property
     def model_file(self) -> str:
         """The file a version dir holds (the SavedModel's saved_model.pb)."""
-        return {"saved_model": "saved_model.pb", "tflite": "model.tflite", "onnx": "model.onnx"}[self.name]
+        return runtimes.MODEL_FILES.get(self.name, "saved_model.pb")
 
 
 def best_model(model_dir: str) -> str:

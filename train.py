@@ -40,9 +40,9 @@ flags.register_validator("frame_input", lambda v: v is None or _valid_frame_inpu
                          message=f"a '+' join of {', '.join(kinds.FRAME_INPUT_PARTS)}")
 flags.DEFINE_string("backbone_weights", None, "mobilenet_gru: 'imagenet' (downloaded by Keras) or a local weights file of "
                     "the MobileNetV3-Small backbone; default: from scratch.")
-flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "one_device", "multi_worker", "tpu"], "Distribution strategy.")
+flags.DEFINE_enum("strategy", "mirrored", list(kinds.STRATEGIES), "Distribution strategy.")
 flags.DEFINE_string("tpu", "", "TPU name or address, with --strategy=tpu.")
-flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Compute precision policy.")
+flags.DEFINE_enum("mixed_precision", "none", list(kinds.PRECISIONS), "Compute precision policy.")
 flags.DEFINE_bool("jit_compile", False, "Compile train steps with XLA.")
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and augmentation.")
 flags.DEFINE_bool("deterministic", False, "Deterministic ops and input order (slower).")

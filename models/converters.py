@@ -22,7 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-QUANTIZATIONS = ("none", "float16", "int8")
+from pipeline.runtimes import QUANTIZATIONS
+
 RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 ONNX_OPSET = 17
 

@@ -1,4 +1,5 @@
-"""The model table: each model's frame front end and recurrent cell, and the frame inputs.
+"""The model table: each model's frame front end and recurrent cell, and the frame inputs; and
+the distribution strategies and precision policies a run may use (models.strategy makes them).
 
 No Keras here, so command lines can check their flags against it before TensorFlow loads.
 """
@@ -17,6 +18,8 @@ class ModelKind:
     display_name: str
 
 
+STRATEGIES = ("mirrored", "one_device", "multi_worker", "tpu")
+PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 FRONT_ENDS = ("flat", "cnn", "mobilenet", "convnet")
 CELLS = ("simple_rnn", "lstm", "gru")
 MODELS = {

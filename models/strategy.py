@@ -8,8 +8,7 @@ import socket
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("mirrored", "one_device", "multi_worker", "tpu")
-PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
+from models.kinds import PRECISIONS, STRATEGIES
 
 
 def split_cpu(num_devices: int) -> None:

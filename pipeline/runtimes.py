@@ -25,6 +25,7 @@ from pipeline.clip_spec import ClipSpec
 from pipeline.frames import EncodedClip
 
 FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = ("none", "float16", "int8")  # of a LiteRT export (models.converters)
 MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 
 
