@@ -113,7 +113,7 @@ def comparison_table(results: Sequence[dict[str, Any]]) -> str:
         rows.append(
             f"| {DISPLAY_NAMES.get(r['model'], r['model'])} |{recipe} {r['trainable_params']:,} | {r['test_accuracy']:.3f} | "
             f"{low:.2f}–{high:.2f} | "
-            f"{r['test_top3_accuracy']:.3f} | {r['test_loss']:.3f} | {r['best_val_accuracy']:.3f} | {r['epochs_run']} | "
+            f"{r['test_top3_accuracy']:.3f} | {r['test_loss']:.3f} | {_val(r['best_val_accuracy'])} | {r['epochs_run']} | "
             f"{r['train_seconds']:.0f} | {r['train_clips_per_second']:.1f} |"
         )
     return "\n".join(rows) + "\n"
@@ -202,8 +202,15 @@ def cross_validations(results: Sequence[dict[str, Any]]) -> list[CrossValidation
     return out
 
 
-def _spread(values: Sequence[float]) -> str:
-    """mean ± sample standard deviation (min–max)."""
+def _val(value: float | None) -> str:
+    """A best validation accuracy; none for a run trained on its validation split (--fit_validation)."""
+    return "trained on" if value is None else f"{value:.3f}"
+
+
+def _spread(values: Sequence[float | None]) -> str:
+    """mean ± sample standard deviation (min–max); 'trained on' when the values are none."""
+    if any(v is None for v in values):
+        return "trained on"
     v = np.asarray(values, np.float64)
     sd = v.std(ddof=1) if len(v) > 1 else 0.0
     return f"{v.mean():.3f} ± {sd:.3f} ({v.min():.2f}–{v.max():.2f})"

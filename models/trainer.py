@@ -63,6 +63,11 @@ class TrainConfig:
     shuffle_buffer: int = 512
     data_service: str = ""  # grpc://host:port of a tf.data service dispatcher, or "" to read locally
     fold: int | None = None  # with a data dir of folds: the fold tested (the next one validates)
+    fit_validation: bool = False  # train on the validation split too and keep the last epoch (settings already chosen)
+
+    def train_splits(self, manifest: Manifest) -> tuple[str, ...]:
+        roles = manifest.roles(self.fold)
+        return roles.train + roles.validation if self.fit_validation else roles.train
 
 
 def write_json(path: str, data: Any) -> None:
@@ -96,7 +101,8 @@ def compile_model(model: keras.Model, recipe: recipes.Recipe, total_steps: int, 
     )
 
 
-def new_state(name: str, manifest: Manifest, recipe: str, frame_input: str, fold: int | None = None) -> dict[str, Any]:
+def new_state(name: str, manifest: Manifest, recipe: str, frame_input: str, fold: int | None = None,
+              fit_validation: bool = False) -> dict[str, Any]:
     return {
         "model": name,
         "input_shape": list(manifest.clip.model_input_shape()),
@@ -105,6 +111,7 @@ def new_state(name: str, manifest: Manifest, recipe: str, frame_input: str, fold
         "clip_seconds": manifest.median_seconds(manifest.roles(fold).train),  # a timeline's default window
         "recipe": recipe,
         "frame_input": frame_input,
+        "fit_validation": fit_validation,  # trained on the validation split too: the best checkpoint is the last epoch
         "epochs_run": 0,
         "history": [],
         "best_val_accuracy": None,
@@ -117,19 +124,20 @@ def new_state(name: str, manifest: Manifest, recipe: str, frame_input: str, fold
 
 
 def load_state(run_dir: str, name: str, manifest: Manifest, recipe: str, frame_input: str,
-               fold: int | None = None) -> dict[str, Any]:
+               fold: int | None = None, fit_validation: bool = False) -> dict[str, Any]:
     """The saved state of a run, or a new one; refuses a run made on data of another shape, or
     with another recipe or frame input."""
     path = os.path.join(run_dir, STATE)
-    fresh = new_state(name, manifest, recipe, frame_input, fold)
+    fresh = new_state(name, manifest, recipe, frame_input, fold, fit_validation)
     if not storage.exists(path):
         return fresh
     state = json.loads(storage.read_text(path))
-    for key in ("input_shape", "clip", "label_names", "recipe", "frame_input"):
+    state.setdefault("fit_validation", False)  # a run from before the option
+    for key in ("input_shape", "clip", "label_names", "recipe", "frame_input", "fit_validation"):
         if state.get(key) != fresh[key]:
             raise ValueError(
                 f"{path}: this run was trained with {key} {state.get(key)}, not {fresh[key]} as asked now "
-                "(data dir's manifest, --recipe, --frame_input); use another --model_dir"
+                "(data dir's manifest, --recipe, --frame_input, --fit_validation); use another --model_dir"
             )
     return state
 
@@ -159,10 +167,11 @@ class Checkpointing(keras.callbacks.Callback):
     Every worker keeps the state (it decides early stopping); only the chief writes files.
     """
 
-    def __init__(self, run_dir: str, state: dict[str, Any], clips_per_epoch: int, patience: int, is_chief: bool = True):
+    def __init__(self, run_dir: str, state: dict[str, Any], clips_per_epoch: int, patience: int, is_chief: bool = True,
+                 keep_last: bool = False):
         super().__init__()
         self.run_dir, self.state, self.clips, self.patience = run_dir, state, clips_per_epoch, patience
-        self.is_chief = is_chief
+        self.is_chief, self.keep_last = is_chief, keep_last  # keep_last: the validation split is trained on
         self._start = self._train_end = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -194,8 +203,8 @@ class Checkpointing(keras.callbacks.Callback):
         # validation split ties often (10 clips: steps of 0.1), and of tied epochs the later one
         # has trained longer at a lower rate. Early stopping counts strict improvements only.
         better = val is not None and (best is None or val > best)
-        tied = val is not None and val == best
-        if better:
+        tied = val is not None and val == best or self.keep_last
+        if better and not self.keep_last:
             s.update(best_val_accuracy=val, best_epoch=epoch + 1, epochs_without_improvement=0)
         else:
             s["epochs_without_improvement"] += 1
@@ -255,7 +264,7 @@ def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manife
 
     def train_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
         return make_dataset(
-            config.data_dir, roles.train, ctx.get_per_replica_batch_size(config.batch_size), training=True,
+            config.data_dir, config.train_splits(manifest), ctx.get_per_replica_batch_size(config.batch_size), training=True,
             input_context=ctx, augment=recipe_of(config).augment, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
             deterministic=config.deterministic, manifest=manifest, data_service=config.data_service,
             skip=epochs_done * steps * config.batch_size // ctx.num_input_pipelines,
@@ -274,7 +283,7 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
     run_dir = os.path.join(config.model_dir, name)
     storage.makedirs(run_dir)
     recipe = recipe_of(config)
-    state = load_state(run_dir, name, manifest, recipe.name, recipe.frame_input, config.fold)
+    state = load_state(run_dir, name, manifest, recipe.name, recipe.frame_input, config.fold, config.fit_validation)
     if progress is not None:
         progress.skip(state["epochs_run"])
     if state["epochs_run"] >= config.epochs or state["stopped_early"]:
@@ -282,7 +291,7 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
         if progress is not None:
             progress.skip(max(0, config.epochs - state["epochs_run"]))
         return state
-    n_train = manifest.count(manifest.roles(config.fold).train)
+    n_train = manifest.count(config.train_splits(manifest))
     steps = config.steps_per_epoch or max(1, n_train // config.batch_size)
     train_ds, val_ds = input_datasets(config, strategy, manifest, state["epochs_run"], steps)
     with strategy.scope():
@@ -295,7 +304,8 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
             model = build(name, manifest.clip, len(manifest.label_names), recipe, config.backbone_weights)
             compile_model(model, recipe, steps * config.epochs, config.jit_compile)
     chief = is_chief(strategy)
-    callbacks: list[keras.callbacks.Callback] = [Checkpointing(run_dir, state, steps * config.batch_size, config.early_stopping, chief)]
+    callbacks: list[keras.callbacks.Callback] = [
+        Checkpointing(run_dir, state, steps * config.batch_size, config.early_stopping, chief, keep_last=config.fit_validation)]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
     tty = sys.stdout.isatty()

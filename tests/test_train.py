@@ -77,6 +77,7 @@ def test_all_models_write_a_comparison(tiny, tmp_path):
         (["--data_dir={missing}", "--model=gru"], "no manifest"),
         (["--data_dir={tiny}", "--model=transformer"], "unknown 'transformer'"),
         (["--data_dir={tiny}", "--model=gru", "--batch_size=3", TWO_CPUS], "3 cannot be split evenly over 2 replicas"),
+        (["--data_dir={tiny}", "--model=gru", "--fit_validation", "--early_stopping=3"], "--early_stopping cannot watch it"),
     ],
 )
 def test_clear_errors(tiny, tmp_path, args, message):
@@ -170,6 +171,28 @@ def test_early_stopping_stops_when_validation_accuracy_stalls(tiny, tmp_path):
     # Ties (the same validation accuracy each epoch) do not stop the patience count, and the
     # best checkpoint is the latest of the tied epochs.
     assert m["epochs_run"] == 3 and m["stopped_early"] and m["best_epoch"] == 3
+
+
+def test_fit_validation_trains_on_it_too_and_keeps_the_last_epoch(tiny, tmp_path):
+    import tensorflow as tf
+
+    from models import experiment, trainer
+    from pipeline import manifest as manifest_lib
+
+    manifest = manifest_lib.load(tiny)
+    config = trainer.TrainConfig(data_dir=tiny, model_dir=str(tmp_path), epochs=3, batch_size=4, recipe="paper", fit_validation=True)
+    assert config.train_splits(manifest) == ("train", "validation")
+    m = experiment.train_and_evaluate("gru", config, tf.distribute.get_strategy(), manifest)
+    assert m["best_epoch"] == 3 and m["best_val_accuracy"] is None and m["config"]["fit_validation"]
+    assert [round(e["clips_per_second"] * e["train_seconds"]) for e in m["history"]] == [20, 20, 20]  # 22 clips: 5 steps of 4
+    state = json.load(open(tmp_path / "gru" / "state.json"))
+    assert state["fit_validation"] and state["best_epoch"] == 3
+    from models import report
+
+    assert "| trained on |" in report.comparison_table([m])
+    with pytest.raises(ValueError, match="fit_validation"):  # the same run dir without it: another run
+        trainer.train("gru", trainer.TrainConfig(data_dir=tiny, model_dir=str(tmp_path), epochs=4, batch_size=4, recipe="paper"),
+                      tf.distribute.get_strategy(), manifest)
 
 
 def test_xla_and_augmentation_train(tiny, tmp_path):
