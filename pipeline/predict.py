@@ -43,6 +43,8 @@ def _define_flags() -> None:  # only when run as a program: the functions below 
                         "(the median duration of the training videos, carried by the export). Live sources always get one.")
     flags.DEFINE_float("stride", 0.0, "Seconds from one window's start to the next (0: half the window).")
     flags.DEFINE_float("threshold", 0.5, "A window joins a segment when its top class reaches this probability.")
+    flags.DEFINE_integer("min_windows", 2, "Fewer windows in a row make no segment (a window across two actions is "
+                         "often taken for a third).")
     flags.DEFINE_string("output", "", "Write each window's top classes to this file: .csv, else JSON lines.")
     flags.DEFINE_string("plot", "", "Draw the timeline (probabilities over time, segments shaded) to this PNG.")
     flags.DEFINE_float("read_timeout", 10.0, "Live sources: give up after this many seconds without data.")
@@ -87,6 +89,7 @@ class TimelineSettings:
     window: float  # seconds
     stride: float
     threshold: float = 0.5
+    min_windows: int = 2
     top_k: int = 3
     read_timeout: float = 10.0
     batch_size: int = 8
@@ -113,7 +116,7 @@ def run_timeline(model_path: str, path: str, settings: TimelineSettings, rows: t
     classifier = runtimes.load(model_path, windows=settings.reuse)
     asset = classifier.asset
     reader = windows.WindowReader(path, asset.clip, settings.window, settings.stride, settings.read_timeout)
-    segmenter = timeline.Segmenter(asset.label_names, settings.threshold)
+    segmenter = timeline.Segmenter(asset.label_names, settings.threshold, settings.min_windows)
     scored: list[timeline.Scored] = []
     batch = 1 if frames.is_live(path) else settings.batch_size
     try:
@@ -131,7 +134,7 @@ def run_timeline(model_path: str, path: str, settings: TimelineSettings, rows: t
     last = segmenter.finish()
     if last:
         on_segment(last)
-    found = timeline.segments(scored, asset.label_names, settings.threshold)
+    found = timeline.segments(scored, asset.label_names, settings.threshold, settings.min_windows)
     return Timeline(scored, found, reader.events, reader.failed)
 
 
@@ -148,9 +151,9 @@ def timeline_settings(asset: export_asset.ExportAsset) -> TimelineSettings:
         except ValueError:
             raise app.UsageError(f"--window: seconds or 'auto', not {FLAGS.window!r}") from None
     stride = FLAGS.stride or window / 2
-    if window <= 0 or stride <= 0 or not 0 <= FLAGS.threshold <= 1 or FLAGS.read_timeout <= 0 or FLAGS.batch_size < 1:
-        raise app.UsageError("--window, --stride, --read_timeout and --batch_size must be positive, --threshold in [0, 1]")
-    return TimelineSettings(window, stride, FLAGS.threshold, FLAGS.top_k, FLAGS.read_timeout, FLAGS.batch_size)
+    if min(window, stride, FLAGS.read_timeout, FLAGS.batch_size, FLAGS.min_windows) <= 0 or not 0 <= FLAGS.threshold <= 1:
+        raise app.UsageError("--window, --stride, --read_timeout, --batch_size and --min_windows must be positive, --threshold in [0, 1]")
+    return TimelineSettings(window, stride, FLAGS.threshold, FLAGS.min_windows, FLAGS.top_k, FLAGS.read_timeout, FLAGS.batch_size)
 
 
 def timeline_main(path: str, asset: export_asset.ExportAsset, needs_tensorflow: bool) -> None:

@@ -2,7 +2,9 @@
 JSON lines or CSV, and drawn (matplotlib).
 
 Segments: consecutive windows whose top class is the same and whose top probability reaches the
-threshold make one segment. With overlapping windows each moment belongs to the window whose
+threshold make one segment, if there are at least `min_windows` of them (a window that straddles
+two actions is often taken for a third: alone, it makes no segment; the input's only run of
+windows is always one). With overlapping windows each moment belongs to the window whose
 centre is nearest, so a segment runs from the midpoint between its first window's centre and
 the previous window's (the first window: its start) to the same midpoint after its last window
 (the last window: its end); its score is the class's mean probability over its windows.
@@ -63,14 +65,16 @@ def clock(seconds: float) -> str:
 class Segmenter:
     """Windows in, segments out as soon as they close: `add` returns the segment a window ends."""
 
-    def __init__(self, label_names: Sequence[str], threshold: float):
-        self.label_names, self.threshold = tuple(label_names), threshold
+    def __init__(self, label_names: Sequence[str], threshold: float, min_windows: int = 1):
+        self.label_names, self.threshold, self.min_windows = tuple(label_names), threshold, min_windows
         self._run: list[Scored] = []  # the windows of the open segment
         self._start = 0.0  # where the open segment starts
         self._previous: Scored | None = None
+        self._seen = 0  # windows so far
 
     def add(self, window: Scored) -> Segment | None:
         boundary = window.start if self._previous is None else (self._previous.centre + window.centre) / 2
+        self._seen += 1
         closed = None
         same = self._run and window.top == self._run[0].top
         if self._run and (not same or window.probabilities[window.top] < self.threshold):
@@ -86,17 +90,18 @@ class Segmenter:
         """The segment still open at the end of the input (it ends with the last window)."""
         return self._close(self._previous.end) if self._run else None
 
-    def _close(self, end: float) -> Segment:
-        top = self._run[0].top
-        score = sum(w.probabilities[top] for w in self._run) / len(self._run)
-        segment = Segment(round(self._start, 3), round(end, 3), top, self.label_names[top], round(score, 4))
-        self._run = []
-        return segment
+    def _close(self, end: float) -> Segment | None:
+        run, self._run = self._run, []
+        if len(run) < self.min_windows and len(run) < self._seen:
+            return None
+        top = run[0].top
+        score = sum(w.probabilities[top] for w in run) / len(run)
+        return Segment(round(self._start, 3), round(end, 3), top, self.label_names[top], round(score, 4))
 
 
-def segments(windows: Iterable[Scored], label_names: Sequence[str], threshold: float) -> list[Segment]:
+def segments(windows: Iterable[Scored], label_names: Sequence[str], threshold: float, min_windows: int = 1) -> list[Segment]:
     """Every segment of a finished timeline."""
-    segmenter = Segmenter(label_names, threshold)
+    segmenter = Segmenter(label_names, threshold, min_windows)
     out = [s for s in (segmenter.add(w) for w in windows) if s is not None]
     last = segmenter.finish()
     return out + [last] if last else out

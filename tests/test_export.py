@@ -217,7 +217,7 @@ def test_predict_timeline_prints_segments_and_writes_rows_and_plot(trained, tmp_
     long_video = str(tmp_path / "long.mp4")
     synthetic.generate_long(long_video, ("Run", "waving"), clips_per_action=2, seed=0)
     rows, png = str(tmp_path / "w.csv"), str(tmp_path / "t.png")
-    result = run_module("pipeline.predict", f"--model={trained['saved']}", "--window=auto", "--threshold=0", f"--output={rows}",
+    result = run_module("pipeline.predict", f"--model={trained['saved']}", "--window=auto", "--threshold=0", "--min_windows=1", f"--output={rows}",
                         f"--plot={png}", long_video)
     assert result.returncode == 0, result.stderr[-2000:]
     window = export_asset.read(trained["saved"]).clip_seconds

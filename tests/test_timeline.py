@@ -173,6 +173,9 @@ def test_segments_merge_windows_of_one_class_above_the_threshold():
     for w in ws:
         closed.append(segmenter.add(w))
     assert closed == [None, None, found[0], None, None, found[1]] and segmenter.finish() == found[2]
+    # at least two windows: the lone "box" window at the end makes no segment, the others stand
+    assert timeline.segments(ws, names, threshold=0.5, min_windows=2) == found[:2]
+    assert timeline.segments(ws[:1], names, threshold=0.5, min_windows=2) == [timeline.Segment(0.0, 2.0, 0, "Run", 0.9)]  # the only run
 
 
 def test_clock_rows_and_plot(tmp_path):
