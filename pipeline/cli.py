@@ -82,6 +82,17 @@ def describe_os_error(e: OSError) -> str:
     return f"{line}; {hint}" if hint else line
 
 
+def describe_op_error(message: str) -> str:
+    """A TensorFlow op error's message without its graph-node prefix and op suffix, and with the
+    advice an OSError of the same cause would get ('...: No space left on device; free space ...')."""
+    line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", message.strip().splitlines()[0] if message.strip() else message)
+    line = re.sub(r"\s*\[Op:\w+\]$", "", line)
+    for code, hint in _HINTS.items():
+        if os.strerror(code) in line and hint not in line:
+            return f"{line}; {hint}"
+    return line
+
+
 def help_text(name: str) -> str:
     """The main module's docstring and its own flags, each with its default."""
     main = sys.modules.get("__main__")
@@ -148,7 +159,7 @@ def _guarded(main: Callable[[list[str]], None], name: str) -> Callable[[list[str
             if not _is_tf_op_error(e):
                 raise
             _traceback_if_verbose()
-            fail(name, e.message)  # type: ignore[attr-defined]
+            fail(name, describe_op_error(e.message))  # type: ignore[attr-defined]
 
     return run_main
 

@@ -179,3 +179,10 @@ def test_the_prepare_side_and_the_command_lines_import_without_tensorflow(no_ten
     # prepare's decoding workers import these; the command lines check their flags with them.
     result = run(no_tensorflow, "-c", f"import importlib\nfor m in {NO_TENSORFLOW_MODULES!r}: importlib.import_module(m)\nprint('ok')")
     assert result.returncode == 0 and result.stdout == "ok\n", result.stderr[-2000:]
+
+
+def test_a_tensorflow_op_error_loses_its_node_prefix_and_gains_the_advice():
+    message = ("{{function_node __wrapped__SaveV2_dtypes_29_device_/job:localhost/replica:0/task:0/device:CPU:0}} "
+               "/out/variables/part-0; No space left on device [Op:SaveV2]")
+    assert cli.describe_op_error(message) == "/out/variables/part-0; No space left on device; free space and run the same command again: it resumes"
+    assert cli.describe_op_error("gs://b/x: permission refused\nmore") == "gs://b/x: permission refused"

@@ -205,3 +205,41 @@ def test_a_run_killed_twice_and_resumed_ends_with_the_uninterrupted_runs_weights
     for key in ("test_accuracy", "test_loss", "best_epoch", "best_val_accuracy"):
         assert metrics[0][key] == metrics[1][key], key
     assert [e["loss"] for e in metrics[0]["history"]] == [e["loss"] for e in metrics[1]["history"]]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> str:
+    """A GRU trained one epoch on tiny clips (in-process): something to export."""
+    import tensorflow as tf
+
+    from models import experiment, trainer
+    from pipeline import manifest as manifest_lib
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    data = str(root / "data")
+    make_shards(data, {"train": 8, "validation": 4, "test": 4}, num_frames=3, height=16, width=16)
+    config = trainer.TrainConfig(data_dir=data, model_dir=str(root / "models"), epochs=1, batch_size=4, recipe="paper")
+    experiment.train_and_evaluate("gru", config, tf.distribute.get_strategy(), manifest_lib.load(data))
+    return config.model_dir
+
+
+@pytest.mark.parametrize("options, cause", [("ro,size=1m", "Read-only file system"), ("size=64k", "No space left on device")])
+def test_export_into_a_read_only_or_full_filesystem_is_one_line_and_leaves_no_version(tiny_run, tmpfs, options, cause):
+    place = tmpfs("export-place", options)
+    result = run_module("export", f"--model_dir={tiny_run}", "--model=gru", f"--export_dir={place}/e")
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert re.fullmatch(rf"export: error: {re.escape(place)}/\S*[:;] {cause}; (free space|choose a writable place).+", last), last
+    versions = os.listdir(os.path.join(place, "e", "gru")) if os.path.isdir(os.path.join(place, "e", "gru")) else []
+    assert [v for v in versions if v.isdigit()] == []  # no half-written version for TF Serving to load
+
+
+def test_predict_rows_to_a_read_only_filesystem_is_one_line(tiny_run, tmpfs, tmp_path):
+    import export
+
+    saved = export.export_model(tiny_run, "gru", str(tmp_path / "exported"))
+    video = synthetic.generate(str(tmp_path / "v"), clips_per_class=1, num_actors=1, seed=0)[0]
+    place = tmpfs("rows", "ro,size=1m")
+    result = run_module("pipeline.predict", f"--model={saved}", "--window=1", f"--output={place}/rows.csv", video)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert re.fullmatch(rf"predict: error: {re.escape(place)}/rows.csv: Read-only file system; .+", result.stderr.strip().splitlines()[-1])
