@@ -71,7 +71,7 @@ def main(argv: list[str]) -> None:
     figures = {
         "model": FLAGS.model,
         "machine_cpus": os.cpu_count(),
-        "clip_shape": list(shape),
+        "clip_shape": list(clip.model_input_shape()),
         "predict_seconds_per_video": per_video,
         "decode_only_seconds_per_video": decode_only,
         "saved_model_seconds_per_clip_batch1": _median_seconds(lambda: by_frames(frames=frames_in), n),

@@ -21,6 +21,12 @@ def run_module(module: str, *args: str, timeout: float = 300, **kwargs) -> subpr
     )
 
 
+def run_train(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `python train.py args` from the repo root, capturing output."""
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def add_broken_videos(root: str) -> list[str]:
     """Broken files inside class folders; returns their sources (relative paths)."""
     folder = os.path.join(root, synthetic.CLASS_NAMES[0])

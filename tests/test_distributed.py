@@ -8,7 +8,7 @@ import tensorflow as tf
 from models import strategy as strategy_lib
 from pipeline import make_dataset, storage
 from tests.conftest import make_shards
-from tests.test_train import train
+from tests.conftest import run_train as train
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from pipeline import manifest as manifest_lib
 from pipeline.clip_spec import ClipSpec
 from pipeline.frames import VideoError, read_clip
 from tests.conftest import SMALL, make_shards, split_tree
-from tests.test_prepare import SETTINGS
+
+SETTINGS = writer.Settings(clip=ClipSpec(**SMALL), shard_size_mb=0.02)  # several shards per split
 
 
 def test_path_handling_of_remote_and_local_forms(tmp_path):

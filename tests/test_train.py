@@ -10,14 +10,12 @@ import time
 import pytest
 
 from models import MODEL_NAMES
-from tests.conftest import ROOT, make_shards, run_module
+from tests.conftest import ROOT, make_shards, run_module, run_train
 
 TWO_CPUS = "--logical_cpus=2"
 
 
-def train(*args, timeout=600):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+train = run_train
 
 
 @pytest.fixture(scope="module")
