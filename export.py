@@ -42,7 +42,7 @@ flags.DEFINE_enum("quantize", "none", list(runtimes.QUANTIZATIONS), "--format=tf
                   "activations calibrated on training clips.")
 flags.DEFINE_string("data_dir", None, "--quantize=int8: the prepared data whose training split calibrates it "
                     "(default: the data dir the run trained on).")
-flags.DEFINE_integer("calibration_clips", 100, "--quantize=int8: training clips to calibrate on.")
+flags.DEFINE_integer("calibration_clips", 300, "--quantize=int8: training clips to calibrate on.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Format:
     name: str = "saved_model"
     quantize: str = "none"
     data_dir: str | None = None
-    calibration_clips: int = 100
+    calibration_clips: int = 300
 
     def __post_init__(self) -> None:
         if self.name not in runtimes.FORMATS or self.quantize not in runtimes.QUANTIZATIONS:

@@ -5,7 +5,7 @@ class agreement with the SavedModel, accuracy, file size and CPU latency at batc
     python benchmarks/export_formats.py --size=small                   # CI: cnn_gru, one epoch, tiny clips
 
 Formats: the SavedModel (TensorFlow, serving_default on frames), LiteRT float32, float16 and int8
-(ai-edge-litert's interpreter; int8 calibrated on 100 training clips), ONNX (onnxruntime, CPU).
+(ai-edge-litert's interpreter; int8 calibrated on up to 300 training clips), ONNX (onnxruntime, CPU).
 Latency: the median of one clip at a time over up to 40 test clips after 3 warm-up calls, frames
 already decoded, so it is the model's own time; all in this process on the same clips, so the
 ratios against the SavedModel are the figures to read. Goals: float exports agree with the
@@ -80,7 +80,7 @@ def measure_model(model_dir: str, name: str, out_dir: str) -> dict:
     rows = {"saved_model": {"bytes": dir_bytes(saved), "accuracy": float((reference.argmax(1) == labels).mean()),
                             "agreement": 1.0, "latency_ms": latency_ms(lambda f: serve(frames=tf.constant(f[None])), timed)}}
     for fmt_name, quantize in FORMATS:
-        fmt = export.Format(fmt_name, quantize, calibration_clips=100)
+        fmt = export.Format(fmt_name, quantize)
         path = export.export_model(model_dir, name, out_dir, fmt=fmt)
         classifier = runtimes.load(path)
         if fmt_name == "tflite":

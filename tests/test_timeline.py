@@ -82,7 +82,7 @@ def test_a_frame_size_change_is_reported_and_the_windows_go_on(tmp_path):
 
 class _Stalling(http.server.BaseHTTPRequestHandler):
     payload = b""
-    stall = 5.0
+    stall = 30.0
 
     def do_GET(self):
         self.send_response(200)
@@ -121,7 +121,7 @@ def test_a_stalled_stream_stops_at_the_read_timeout_and_keeps_the_windows_so_far
         waited = time.monotonic() - start
     finally:
         server.shutdown()
-    assert reader.failed and waited < 4.5  # gave up after the timeout, not after the server's 5 s
+    assert reader.failed and waited < 20  # gave up after the 1 s timeout, not after the server's 30 s (a hang bound)
     assert 2 <= len(got) <= 6  # about half of the 12 s arrived
     assert len(reader.events) == 1 and reader.events[0].startswith(f"{url}: the input stopped: ")
 
