@@ -66,7 +66,7 @@ def _train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dis
     result = {
         "model": name,
         "display_name": builder.DISPLAY_NAMES[name],
-        "recipe": recipe.name,
+        "recipe": recipe.label,
         "frame_input": recipe.frame_input,
         "fold": config.fold,
         **evaluation.classification_metrics(labels, probs, manifest.label_names),

@@ -42,6 +42,12 @@ class Recipe:
     augment: float = 0.0  # strength of the night augmentation (pipeline.augment): 0 off, 1 full
     frame_input: str = "rgb"  # what the model sees of each frame (models.builder.FRAME_INPUTS)
     dropout: float = 0.5  # the models' dropout rate (the original's 0.5)
+    without: tuple[str, ...] = ()  # the parts switched off (COMPONENTS), for ablations
+
+    @property
+    def label(self) -> str:
+        """How runs and reports name it: 'improved', or 'improved-without-schedule-augment'."""
+        return "-".join((self.name, "without", *self.without)) if self.without else self.name
 
 
 RECIPES = {
@@ -85,9 +91,7 @@ def get(name: str, without: Sequence[str] = (), **overrides: float | str | None)
     if not 0.0 <= recipe.dropout < 1.0:
         raise ValueError(f"dropout: must be in [0, 1), got {recipe.dropout}")
     kinds.frame_input_parts(recipe.frame_input)  # refuses an unknown one, naming it
-    if without:
-        recipe = dataclasses.replace(recipe, name=f"{name}-without-{'-'.join(without)}")
-    return recipe
+    return dataclasses.replace(recipe, without=tuple(without))
 
 
 def normalizes_features(recipe: Recipe, model_name: str) -> bool:

@@ -283,7 +283,7 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
     run_dir = os.path.join(config.model_dir, name)
     storage.makedirs(run_dir)
     recipe = recipe_of(config)
-    state = load_state(run_dir, name, manifest, recipe.name, recipe.frame_input, config.fold, config.fit_validation)
+    state = load_state(run_dir, name, manifest, recipe.label, recipe.frame_input, config.fold, config.fit_validation)
     if progress is not None:
         progress.skip(state["epochs_run"])
     if state["epochs_run"] >= config.epochs or state["stopped_early"]:

@@ -27,7 +27,8 @@ def test_improved_normalizes_the_features_of_gated_cells_only():
 def test_parts_can_be_switched_off_and_overridden():
     r = recipes.get("improved", without=("augment", "schedule"), learning_rate=1e-3)
     assert not r.augment and not r.schedule and r.feature_norm and r.learning_rate == 1e-3
-    assert r.name == "improved-without-augment-schedule"
+    assert r.name == "improved" and r.without == ("augment", "schedule") and r.label == "improved-without-augment-schedule"
+    assert recipes.get("paper").label == "paper"
     assert recipes.get("improved", without=("motion",)).frame_input == "rgb"
     assert recipes.get("paper", augment=1.0).augment == 1.0 and recipes.get("paper", frame_input="rgb+diff").frame_input == "rgb+diff"
     with pytest.raises(ValueError, match="augment: strength must be in"):
