@@ -75,9 +75,15 @@ def write_json(path: str, data: Any) -> None:
 
 
 def save_model(model: keras.Model, path: str) -> None:
-    """model.save under a temporary name, then rename: `path` is always a complete file."""
+    """model.save under a temporary name, then rename: `path` is always a complete file. An OS
+    error (a full disk) names the file, and the partial temporary is removed."""
     tmp = path[: -len(".keras")] + ".tmp.keras"
-    model.save(tmp)
+    try:
+        model.save(tmp)
+    except OSError as e:
+        if storage.exists(tmp):
+            storage.remove(tmp)
+        raise OSError(e.errno, e.strerror or str(e), e.filename or tmp) from e
     storage.rename(tmp, path)
 
 

@@ -258,3 +258,50 @@ def test_every_model_and_recipe_trains_to_the_same_weights_twice_with_seed_and_d
         digests.append(sorted(re.findall(r"(\w+): trained 1 epochs; weights digest (\w+)", result.stderr)))
     assert len(digests[0]) == 16 and digests[0] == digests[1]
     assert len({d for _, d in digests[0]}) == 16  # sixteen different models, not one digest for all
+
+
+def test_training_onto_a_full_disk_is_one_line_and_the_same_command_resumes(tmp_path, tmpfs):
+    data = str(tmp_path / "data")
+    make_shards(data, {"train": 8, "validation": 4, "test": 4}, num_frames=3, height=16, width=16)
+    disk = tmpfs("train-disk", "size=12m")  # a GRU checkpoint here is about 5 MB: room for epoch 1's two, not epoch 2's
+    args = [f"--data_dir={data}", "--model=gru", f"--model_dir={disk}/runs", "--epochs=3", "--batch_size=4", "--seed=1"]
+    full = run_module("train", *args)
+    last = full.stderr.strip().splitlines()[-1]
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr[-2000:]
+    assert re.fullmatch(rf"train: error: {re.escape(disk)}/runs/gru/\S+[:;] No space left on device; free space and run the same "
+                        r"command again: it resumes", last), last
+    state = json.load(open(os.path.join(disk, "runs", "gru", "state.json")))
+    assert 1 <= state["epochs_run"] < 3  # the epochs finished before the disk filled are kept, named by state.json
+    subprocess.run(["mount", "-o", "remount,size=128m", disk], check=True)
+    again = run_module("train", *args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"gru: resuming after epoch {state['epochs_run']}" in again.stderr
+    assert json.load(open(os.path.join(disk, "runs", "gru", "metrics.json")))["epochs_run"] == 3
+
+
+def _kill_when_encoded(args: list[str], clips_dir: str, count: int) -> int:
+    """Start prepare, kill -9 it once `count` clips are cached; returns how many were."""
+    proc = _start(["-m", "pipeline.prepare", *args])
+    deadline = time.monotonic() + 300  # a hang bound
+    while time.monotonic() < deadline and proc.poll() is None:
+        if os.path.isdir(clips_dir) and len([n for n in os.listdir(clips_dir) if n.endswith((".rec", ".skip"))]) >= count:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    return len([n for n in os.listdir(clips_dir) if n.endswith((".rec", ".skip"))])
+
+
+def test_prepare_killed_at_seeded_points_resumes_each_time_to_a_clean_runs_bytes(videos, clean_run, tmp_path):
+    import numpy as np
+
+    out = str(tmp_path / "shards")
+    args = [f"--data_dir={videos}", f"--output_dir={out}", *PREPARE]
+    clips_dir = os.path.join(out, writer.WORK_DIR, "clips")
+    points = sorted(int(k) for k in np.random.default_rng(17).choice(np.arange(3, 60), size=2, replace=False))
+    done = [_kill_when_encoded(args, clips_dir, k) for k in points]
+    assert done[0] >= points[0] and done[1] >= max(points[1], done[0]) and not os.path.exists(os.path.join(out, "manifest.json"))
+    final = run_module("pipeline.prepare", *args)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert f"resuming: {done[1]} of 72 clips already encoded" in final.stderr
+    assert shard_bytes(out) == shard_bytes(clean_run)
