@@ -1,8 +1,8 @@
 """The golden test: a fixed small input gives exactly the shard bytes and the manifest recorded in
 tests/golden/ (issue 15: refactors must not change what prepare writes).
 
-The input is made here: six H.264 clips (PyAV's bundled libx264) of textured flat frames, in three
-class folders. A change that alters the output on purpose (a new record field, another JPEG
+The input is made here: six Motion-JPEG clips (OpenCV's writer: the same bytes on every run, which
+libx264 does not give) of textured flat frames, in three class folders. A change that alters the output on purpose (a new record field, another JPEG
 setting) regenerates the record, and says why in its commit:
 
     python -m tests.test_golden --update
@@ -27,7 +27,7 @@ def make_input(root: str) -> None:
             folder = os.path.join(root, name)
             os.makedirs(folder, exist_ok=True)
             frames = videos.flat_frames(20 + 5 * k + c, height=48, width=64, noise=5 + c)
-            videos.write_h264(os.path.join(folder, f"actor{k}_{name}.mp4"), frames, fps=10 + 5 * k)
+            videos.write_opencv(os.path.join(folder, f"actor{k}_{name}.avi"), frames, fps=10 + 5 * k, fourcc="MJPG")
 
 
 def prepare(root: str, out: str) -> dict:
