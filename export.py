@@ -12,8 +12,8 @@ assets.extra/preprocessing.json (how a video becomes the model's input; pipeline
 and the format from the path). int8 calibrates on clips of the run's own training split
 (its data dir, or --data_dir). A version (default: the next free one) is written so that TF Serving never
 sees a half-written version: locally under a temporary name, then renamed; to a bucket (gs://,
-which has no atomic rename) written locally, then uploaded with saved_model.pb last: without it
-a directory is no SavedModel, so nothing loads a partial one. --model_dir may be a bucket too.
+which has no atomic rename) written locally, then uploaded with its model file (saved_model.pb,
+model.tflite, model.onnx) last: without it a directory is no export, so nothing loads a partial one. --model_dir may be a bucket too.
 """
 
 from __future__ import annotations

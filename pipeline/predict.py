@@ -1,7 +1,7 @@
-"""Classify videos with an exported SavedModel: one label per file, or a timeline.
+"""Classify videos with an export (SavedModel, LiteRT or ONNX): one label per file, or a timeline.
 
     python -m pipeline.predict --model=exported/cnn_gru/1 video.mp4 [more.mp4 ...] [--top_k=3] [--json]
-    python -m pipeline.predict --model=exported/cnn_gru/1 --window=auto recording.mp4 \
+    python -m pipeline.predict --model=exported/cnn_gru/1 --window=auto recording.mp4
         [--stride=SECONDS] [--threshold=0.5] [--output=windows.jsonl|.csv] [--plot=timeline.png]
     python -m pipeline.predict --model=exported/cnn_gru/1 rtsp://camera/stream   # live: a timeline
 
@@ -11,9 +11,10 @@ duration of the training videos, which the export carries) and classified; windo
 merge into segments, printed as they close ("00:12.0-00:18.5 Run 0.91").
 
 Each video (or window) goes through exactly what prepare does to it (`frames.read_encoded_clip`: decode,
-sample, letterbox, JPEG at the training data's quality, by the ClipSpec the export carries) and into the SavedModel's
-`classify_records` signature, which parses and decodes it with the training pipeline's own code:
-no train/serve skew. An unreadable video is reported and the others still run; the exit code is
+sample, letterbox, JPEG at the training data's quality, by the ClipSpec the export carries) and into
+the SavedModel's `classify_records` signature, which parses and decodes it with the training
+pipeline's own code (LiteRT and ONNX: pipeline.runtimes decodes it to the same pixels): no
+train/serve skew. An unreadable video is reported and the others still run; the exit code is
 non-zero if any failed.
 """
 
