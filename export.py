@@ -151,10 +151,10 @@ def _write_file_export(model, path: str, asset: export_asset.ExportAsset, fmt: F
 
 def _calibration_clips(run_dir: str, fmt: Format):
     """uint8 clips [1, T, H, W, 3P] of the run's training split (centre view, no augmentation)."""
+    from models import experiment
     from pipeline import make_dataset, manifest as manifest_lib
 
-    metrics = json.loads(storage.read_text(os.path.join(run_dir, "metrics.json"))) if storage.exists(
-        os.path.join(run_dir, "metrics.json")) else {}
+    metrics = experiment.load_result(run_dir) or {}
     data_dir = fmt.data_dir or metrics.get("config", {}).get("data_dir")
     if not data_dir:
         raise FileNotFoundError(f"{run_dir}: no metrics.json naming the data dir it trained on; give --data_dir for int8")

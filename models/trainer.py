@@ -208,13 +208,14 @@ class Checkpointing(keras.callbacks.Callback):
         # The best checkpoint is the latest epoch with the best validation accuracy: a small
         # validation split ties often (10 clips: steps of 0.1), and of tied epochs the later one
         # has trained longer at a lower rate. Early stopping counts strict improvements only.
-        better = val is not None and (best is None or val > best)
-        tied = val is not None and val == best or self.keep_last
-        if better and not self.keep_last:
+        # With keep_last (the validation split is trained on) every epoch is the best so far.
+        better = not self.keep_last and val is not None and (best is None or val > best)
+        kept = better or self.keep_last or (val is not None and val == best)
+        if better:
             s.update(best_val_accuracy=val, best_epoch=epoch + 1, epochs_without_improvement=0)
         else:
             s["epochs_without_improvement"] += 1
-            if tied:
+            if kept:
                 s["best_epoch"] = epoch + 1
         if self.patience and s["epochs_without_improvement"] >= self.patience:
             s["stopped_early"] = True
@@ -223,7 +224,7 @@ class Checkpointing(keras.callbacks.Callback):
         s["latest"] = latest
         s["seed_states"] = seed_states(self.model)
         if self.is_chief:
-            self._write(better or tied, previous, latest)
+            self._write(kept, previous, latest)
         log.info(
             "%s epoch %d: loss %.4f accuracy %.3f val_loss %.4f val_accuracy %.3f (%.1f clips/s)",
             s["model"], epoch + 1, entry.get("loss", float("nan")), entry.get("accuracy", float("nan")),

@@ -40,6 +40,12 @@ class Video:
     split: str = ""
 
 
+def partial_path(path: str) -> str:
+    """Where a video being written waits until it is complete: a hidden name beside it, which
+    index_tree never lists, then renamed to `path`."""
+    return os.path.join(os.path.dirname(path), f".partial-{os.path.basename(path)}")
+
+
 def _class_folders(data_dir: str) -> list[str]:
     if not storage.isdir(data_dir):
         raise DatasetError(f"{data_dir}: data dir does not exist or is not a directory")

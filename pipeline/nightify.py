@@ -69,7 +69,7 @@ def nightify_video(src: str, dst: str, night: Night, seed: int) -> int:
     returns the frames written."""
     fps = frame_rate(src)
     rng = np.random.default_rng(seed)
-    tmp = os.path.join(os.path.dirname(dst), f".partial-{os.path.basename(dst)}")  # hidden: never indexed
+    tmp = index.partial_path(dst)
     writer = None
     count = 0
     try:

@@ -56,13 +56,12 @@ def video_record(path: str, clip: ClipSpec) -> bytes:
     """The serialized record prepare would write for this video (label unknown: -1)."""
     from pipeline import frames, records
 
-    encoded = frames.read_encoded_clip((path, clip))
-    return records.encode(encoded.jpegs, encoded.indices, encoded.frames_decoded, -1, "", path, encoded.seconds)
+    return records.unlabelled(frames.read_encoded_clip((path, clip)), path)
 
 
 def top_classes(probabilities, label_names: list[str], k: int) -> list[dict[str, Any]]:
-    order = sorted(range(len(label_names)), key=lambda i: -float(probabilities[i]))[:k]
-    return [{"class_id": i, "class_name": label_names[i], "probability": float(probabilities[i])} for i in order]
+    return [{"class_id": i, "class_name": label_names[i], "probability": float(probabilities[i])}
+            for i in timeline.top_k(probabilities, k)]
 
 
 def predict(model_path: str, paths: list[str], top_k: int) -> list[dict[str, Any]]:
@@ -119,6 +118,13 @@ def run_timeline(model_path: str, path: str, settings: TimelineSettings, rows: t
     reader = windows.WindowReader(path, asset.clip, settings.window, settings.stride, settings.read_timeout)
     segmenter = timeline.Segmenter(asset.label_names, settings.threshold, settings.min_windows)
     scored: list[timeline.Scored] = []
+    found: list[timeline.Segment] = []
+
+    def closed(segment: timeline.Segment | None) -> None:
+        if segment:
+            found.append(segment)
+            on_segment(segment)
+
     batch = 1 if frames.is_live(path) else settings.batch_size
     try:
         for chunk in timeline.chunks(reader, batch):
@@ -127,15 +133,10 @@ def run_timeline(model_path: str, path: str, settings: TimelineSettings, rows: t
                 scored.append(timeline.Scored(w.start, w.end, tuple(float(v) for v in p)))
                 if rows is not None:
                     rows.write(scored[-1])
-                closed = segmenter.add(scored[-1])
-                if closed:
-                    on_segment(closed)
+                closed(segmenter.add(scored[-1]))
     except KeyboardInterrupt:
         reader.events.append(f"{path}: interrupted")
-    last = segmenter.finish()
-    if last:
-        on_segment(last)
-    found = timeline.segments(scored, asset.label_names, settings.threshold, settings.min_windows)
+    closed(segmenter.finish())
     return Timeline(scored, found, reader.events, reader.failed)
 
 

@@ -88,6 +88,12 @@ def feature_spec(num_frames: int) -> dict[str, tf.io.FixedLenFeature]:
     }
 
 
+def unlabelled(clip, source: str) -> bytes:
+    """The record of a clip read for classification (a pipeline.frames.EncodedClip): label -1,
+    no label name, `source` as given."""
+    return encode(clip.jpegs, clip.indices, clip.frames_decoded, -1, "", source, clip.seconds)
+
+
 def seconds_of(serialized: bytes) -> float:
     """The source duration a serialized record carries (0.0: an older record without it)."""
     values = tf.train.Example.FromString(serialized).features.feature[SECONDS].float_list.value

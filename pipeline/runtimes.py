@@ -83,7 +83,7 @@ class SavedModelClassifier:
 
         from pipeline import records
 
-        serialized = [records.encode(c.jpegs, c.indices, c.frames_decoded, -1, "", source, c.seconds) for c in clips]
+        serialized = [records.unlabelled(c, source) for c in clips]
         return self._classify(records=tf.constant(serialized))["probabilities"].numpy()
 
 

@@ -23,6 +23,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from pipeline import index
+
 CLASS_NAMES = (
     "Drink",
     "Picking",
@@ -241,15 +243,18 @@ def render_hard(spec: VideoSpec) -> list[np.ndarray]:
 
 
 def write_video(path: str, frames: list[np.ndarray], fps: float, fourcc: str) -> None:
-    """Write BGR frames with OpenCV; raises if the writer cannot be opened."""
+    """Write BGR frames with OpenCV under a hidden temporary name, then rename: `path` is never a
+    partial video. Raises if the writer cannot be opened."""
     h, w = frames[0].shape[:2]
     is_color = frames[0].ndim == 3
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, (w, h), isColor=is_color)
+    tmp = index.partial_path(path)
+    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), fps, (w, h), isColor=is_color)
     if not writer.isOpened():
         raise OSError(f"{path}: OpenCV cannot write {fourcc} video")
     for frame in frames:
         writer.write(frame)
     writer.release()
+    os.replace(tmp, path)
 
 
 def plan(clips_per_class: int, num_actors: int, seed: int, hard: bool = False) -> list[VideoSpec]:
@@ -278,9 +283,7 @@ def generate(output_dir: str, clips_per_class: int = 24, num_actors: int = 6, se
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"actor{spec.actor:02d}_clip{spec.index:03d}.{spec.extension}")
         if not os.path.exists(path):
-            tmp = os.path.join(folder, f".partial-{os.path.basename(path)}")  # hidden: never indexed
-            write_video(tmp, render(spec), spec.fps, spec.fourcc)
-            os.replace(tmp, path)
+            write_video(path, render(spec), spec.fps, spec.fourcc)
         paths.append(path)
     return paths
 
@@ -314,9 +317,7 @@ def generate_long(path: str, class_names: Sequence[str] = LONG_CLASSES, clips_pe
                              int(rng.integers(2**31)), hard)
             frames.extend(render(spec))
         actions.append(Action(round(start / fps, 3), round(len(frames) / fps, 3), name))
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".partial-{os.path.basename(path)}")
-    write_video(tmp, frames, fps, "mp4v")
-    os.replace(tmp, path)
+    write_video(path, frames, fps, "mp4v")
     with open(path + ".segments.json", "w") as f:
         json.dump([dataclasses.asdict(a) for a in actions], f, indent=1)
     return actions

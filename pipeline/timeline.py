@@ -107,9 +107,9 @@ def segments(windows: Iterable[Scored], label_names: Sequence[str], threshold: f
     return out + [last] if last else out
 
 
-def top_k(window: Scored, label_names: Sequence[str], k: int) -> list[tuple[str, float]]:
-    order = sorted(range(len(label_names)), key=lambda i: -window.probabilities[i])[:k]
-    return [(label_names[i], window.probabilities[i]) for i in order]
+def top_k(probabilities: Sequence[float], k: int) -> list[int]:
+    """The k most probable class ids, most probable first (ties: the lower id first)."""
+    return sorted(range(len(probabilities)), key=lambda i: -float(probabilities[i]))[:k]
 
 
 class RowWriter:
@@ -125,7 +125,7 @@ class RowWriter:
             self._csv.writerow(["start_s", "end_s"] + [f"{c}_{i + 1}" for i in range(self.k) for c in ("class", "probability")])
 
     def write(self, window: Scored) -> None:
-        top = top_k(window, self.label_names, self.k)
+        top = [(self.label_names[i], window.probabilities[i]) for i in top_k(window.probabilities, self.k)]
         if self._csv:
             self._csv.writerow([f"{window.start:.3f}", f"{window.end:.3f}"] + [v for name, p in top for v in (name, f"{p:.4f}")])
         else:

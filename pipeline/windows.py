@@ -62,8 +62,7 @@ class Window:
         """The record prepare would write for this clip (label -1)."""
         from pipeline import records
 
-        c = self.clip
-        return records.encode(c.jpegs, c.indices, c.frames_decoded, -1, "", self.source, c.seconds)
+        return records.unlabelled(self.clip, self.source)
 
 
 class WindowReader:
