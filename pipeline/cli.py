@@ -73,6 +73,10 @@ def verbose() -> bool:
 
 def describe_os_error(e: OSError) -> str:
     """'PATH: No space left on device; free space and run the same command again: it resumes'."""
+    gone = _gone_directory(e.filename) if e.errno == errno.ENOENT else None
+    if gone:
+        return (f"{gone}: the directory is gone (removed while the job ran?); run the same command again: "
+                "it redoes what was lost")
     where = e.filename if e.filename is not None else ""
     if e.filename2 is not None:
         where = f"{where} -> {e.filename2}"
@@ -80,6 +84,17 @@ def describe_os_error(e: OSError) -> str:
     hint = _HINTS.get(e.errno or -1)
     line = f"{where}: {cause}" if where else cause
     return f"{line}; {hint}" if hint else line
+
+
+def _gone_directory(path: object) -> str | None:
+    """The highest missing directory above a local `path`, when a directory above it is missing:
+    a file that is not there names itself, a directory taken away mid-run is named instead."""
+    if not isinstance(path, str) or "://" in path:
+        return None
+    gone, parent = None, os.path.dirname(os.path.abspath(path))
+    while parent != os.path.dirname(parent) and not os.path.exists(parent):
+        gone, parent = parent, os.path.dirname(parent)
+    return gone
 
 
 def describe_op_error(message: str) -> str:

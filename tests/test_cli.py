@@ -102,6 +102,18 @@ def test_an_os_error_is_described_by_path_cause_and_what_to_do(code, expected):
     assert cli.describe_os_error(OSError(code, os.strerror(code), "/out/a.rec")) == expected
 
 
+def test_a_missing_file_names_itself_and_a_directory_removed_mid_run_is_named_as_gone(tmp_path):
+    missing = str(tmp_path / "a.rec")
+    assert cli.describe_os_error(FileNotFoundError(errno.ENOENT, "No such file or directory", missing)) == (
+        f"{missing}: No such file or directory; check the path")
+    deep = str(tmp_path / "out" / ".prepare" / "clips" / "000008.rec.tmp")  # out/ was taken away while the job wrote
+    assert cli.describe_os_error(FileNotFoundError(errno.ENOENT, "No such file or directory", deep)) == (
+        f"{tmp_path / 'out'}: the directory is gone (removed while the job ran?); run the same command again: "
+        "it redoes what was lost")
+    assert cli.describe_os_error(FileNotFoundError(errno.ENOENT, "No such file", "gs://b/out/x")) == (
+        "gs://b/out/x: No such file; check the path")  # remote: not probed
+
+
 def test_an_os_error_in_a_command_is_one_line_and_its_traceback_needs_verbosity(monkeypatch, capsys):
     def full_disk(argv):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/out/shard.tfrecord")

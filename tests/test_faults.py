@@ -1,6 +1,6 @@
 """Faults a production job meets, injected for real: a full filesystem and a read-only one (small
-tmpfs mounts: CI runs as root; skipped, with the reason, where mounting is not allowed), two runs
-on one directory, a lock left by a killed run. Each asserts the one line the user sees, the exit
+tmpfs mounts: CI runs as root; skipped, with the reason, where mounting is not allowed), an output or run
+directory removed while the job writes, two runs on one directory, a lock left by a killed run. Each asserts the one line the user sees, the exit
 code, and that the rerun ends where a clean run does.
 
 A training run killed twice and resumed ends with an uninterrupted run's weights (below); kill -9
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -124,6 +125,25 @@ def test_a_second_prepare_into_a_held_directory_is_refused_at_once_and_the_first
     assert second.returncode == 1 and re.fullmatch(_refusal(out, first.pid, "prepare"), second.stderr.strip().splitlines()[-1]), second.stderr
     assert "Traceback" not in second.stderr
     assert first.returncode == 0, err[-2000:]
+    assert shard_bytes(out) == shard_bytes(clean_run)
+
+
+def test_prepare_whose_output_is_removed_mid_run_names_it_and_the_same_command_redoes_it(videos, clean_run, tmp_path):
+    out = str(tmp_path / "shards")
+    args = ["-m", "pipeline.prepare", f"--data_dir={videos}", f"--output_dir={out}", *PREPARE]
+    first = _start(args)
+    clips_dir = os.path.join(out, writer.WORK_DIR, "clips")
+    deadline = time.monotonic() + 300  # a hang bound
+    while time.monotonic() < deadline and first.poll() is None and _cached(clips_dir) < 5:
+        time.sleep(0.01)
+    while os.path.exists(out):  # the job keeps writing while it is removed: remove until it stays gone
+        shutil.rmtree(out, ignore_errors=True)
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 1 and "Traceback" not in err, err[-2000:]
+    assert err.strip().splitlines()[-1] == (f"prepare: error: {out}: the directory is gone (removed while the job ran?); "
+                                            "run the same command again: it redoes what was lost")
+    again = run_module(*args[1:])
+    assert again.returncode == 0, again.stderr[-2000:]
     assert shard_bytes(out) == shard_bytes(clean_run)
 
 
@@ -279,17 +299,41 @@ def test_training_onto_a_full_disk_is_one_line_and_the_same_command_resumes(tmp_
     assert json.load(open(os.path.join(disk, "runs", "gru", "metrics.json")))["epochs_run"] == 3
 
 
+def test_training_whose_run_dir_is_removed_mid_run_names_it_and_the_same_command_trains_again(tmp_path):
+    data = str(tmp_path / "data")
+    make_shards(data, {"train": 8, "validation": 4, "test": 4}, num_frames=3, height=16, width=16)
+    runs = str(tmp_path / "runs")
+    args = ["train.py", f"--data_dir={data}", "--model=gru", f"--model_dir={runs}", "--epochs=40", "--batch_size=4"]
+    first = _start(args)
+    state = os.path.join(runs, "gru", "state.json")
+    deadline = time.monotonic() + 300  # a hang bound
+    while time.monotonic() < deadline and first.poll() is None and not os.path.exists(state):
+        time.sleep(0.05)
+    while os.path.exists(runs):  # epoch 1 is saved: take the run away while later epochs write
+        shutil.rmtree(runs, ignore_errors=True)
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 1 and "Traceback" not in err, err[-2000:]
+    assert err.strip().splitlines()[-1] == (f"train: error: {runs}: the directory is gone (removed while the job ran?); "
+                                            "run the same command again: it redoes what was lost")
+    again = run_module("train", *args[1:3], "--model=gru", f"--model_dir={runs}", "--epochs=2", "--batch_size=4")
+    assert again.returncode == 0 and json.load(open(os.path.join(runs, "gru", "metrics.json")))["epochs_run"] == 2, again.stderr[-2000:]
+
+
+def _cached(clips_dir: str) -> int:
+    return len([n for n in os.listdir(clips_dir) if n.endswith((".rec", ".skip"))]) if os.path.isdir(clips_dir) else 0
+
+
 def _kill_when_encoded(args: list[str], clips_dir: str, count: int) -> int:
     """Start prepare, kill -9 it once `count` clips are cached; returns how many were."""
     proc = _start(["-m", "pipeline.prepare", *args])
     deadline = time.monotonic() + 300  # a hang bound
     while time.monotonic() < deadline and proc.poll() is None:
-        if os.path.isdir(clips_dir) and len([n for n in os.listdir(clips_dir) if n.endswith((".rec", ".skip"))]) >= count:
+        if _cached(clips_dir) >= count:
             break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
-    return len([n for n in os.listdir(clips_dir) if n.endswith((".rec", ".skip"))])
+    return _cached(clips_dir)
 
 
 def test_prepare_killed_at_seeded_points_resumes_each_time_to_a_clean_runs_bytes(videos, clean_run, tmp_path):
