@@ -85,69 +85,110 @@ def read_planned(
     return kept, plan, len(display)
 
 
-def _jump_next(todo: list[int], goal: int, keys: list[int], at: int) -> bool:
-    """True when no planned frame after `goal` can be reached by decoding on from `at`."""
-    later = [t for t in todo if t > goal and t >= at]
-    if any(t < at for t in todo if t != goal):
-        return False  # another planned frame is already inside the decoder: keep decoding
-    return not later or keys[bisect.bisect_right(keys, later[0]) - 1] > at
+# Frames a decoder may hold back for reordering before it gives out the goal (H.264 allows at most
+# 16): a goal still missing this far past it will never come out, so the file is decoded whole.
+_REORDER_LIMIT = 64
+
+
+class _Decoder:
+    """One video's decoder and where it stands in decode order: `at` is the position of the next
+    packet it will be fed, `todo` the planned positions not yet out (frames leave a decoder in
+    display order, so a fed frame may still be inside it), `kept` the converted planned frames.
+
+    Three steps, each safe for exactness:
+    - seek: jump to a keyframe and flush; what follows decodes exactly as from the file's start,
+      since nothing after a keyframe refers to frames before it.
+    - feed: decode one packet; a packet no planned frame is made from is decoded as NONREF, which
+      skips it only when no later frame refers to it, so every reference frame is still exact.
+    - drain: flush the decoder, giving out every frame it holds back; after it the decoder only
+      starts again with a seek.
+    """
+
+    def __init__(self, container, index: PacketIndex, wanted: dict[int, int], convert) -> None:
+        self.container = container
+        self.stream = container.streams.video[0]
+        self.ctx = self.stream.codec_context
+        self.ctx.thread_type = "SLICE"  # frame threading would apply skip settings late; slices are safe
+        self.pts = index.pts
+        self.position = {p: i for i, p in enumerate(index.pts)}  # pts -> decode position
+        self.keys = [i for i, k in enumerate(index.keyframe) if k]
+        self.wanted = wanted  # pts -> display index
+        self.convert = convert
+        self.kept: dict[int, np.ndarray] = {}
+        self.todo = sorted(self.position[p] for p in wanted)
+        self.packets = None  # demux iterator: None until a seek, and again after a drain
+        self.pending: list = []  # the packet a seek read to check where it landed
+        self.at = 0
+
+    def keyframe_before(self, position: int) -> int:
+        """The last keyframe at or before `position`: where decoding it can start."""
+        return self.keys[bisect.bisect_right(self.keys, position) - 1]
+
+    def is_out(self, position: int) -> bool:
+        return self.wanted[self.pts[position]] in self.kept
+
+    def seek(self, start: int) -> None:
+        self.container.seek(self.pts[start], stream=self.stream, backward=True)
+        self.ctx.flush_buffers()
+        self.packets = (p for p in self.container.demux(self.stream) if p.size > 0)
+        first = next(self.packets, None)
+        if first is None or self.position.get(first.pts, start + 1) > start:
+            raise _Fallback  # the seek landed after the keyframe we need
+        self.at = self.position[first.pts]
+        self.pending = [first]
+
+    def feed(self) -> bool:
+        """Decode the next packet; False at the end of the stream."""
+        packet = self.pending.pop() if self.pending else next(self.packets, None)
+        if packet is None:
+            return False
+        self.ctx.skip_frame = "DEFAULT" if packet.pts in self.wanted else "NONREF"
+        self._take(self.ctx.decode(packet))
+        self.at = self.position.get(packet.pts, self.at) + 1
+        return True
+
+    def drain(self) -> None:
+        self._take(self.ctx.decode(None))
+        self.packets, self.pending = None, []
+
+    def should_drain(self, goal: int) -> bool:
+        """With the goal fed but held back (at > goal): drain now rather than feed on, when no
+        other planned frame is inside the decoder and the next one lies past a keyframe ahead
+        of `at` (it needs a seek anyway, and the frames in between would be decoded for nothing)."""
+        if any(t < self.at for t in self.todo if t != goal):
+            return False  # another planned frame is inside the decoder too: feeding brings it out
+        later = [t for t in self.todo if t != goal]
+        return not later or self.keyframe_before(later[0]) > self.at
+
+    def decode_until_out(self, goal: int) -> None:
+        """Feed from where the decoder stands until the goal has come out."""
+        while not self.is_out(goal):
+            if self.at > goal and self.should_drain(goal) or not self.feed():
+                self.drain()  # the goal is inside the decoder, or the stream ended: flush it out
+                if not self.is_out(goal):
+                    raise _Fallback
+            elif self.at > goal + _REORDER_LIMIT and not self.is_out(goal):
+                raise _Fallback
+
+    def _take(self, frames) -> None:
+        for frame in frames:
+            if frame.pts in self.wanted and self.wanted[frame.pts] not in self.kept:
+                self.kept[self.wanted[frame.pts]] = self.convert(frame)
+        self.todo = [t for t in self.todo if not self.is_out(t)]
 
 
 def _decode_wanted(container, index: PacketIndex, wanted: dict[int, int], convert) -> dict[int, np.ndarray]:
-    stream = container.streams.video[0]
-    ctx = stream.codec_context
-    ctx.thread_type = "SLICE"  # frame threading would apply skip settings late; slices are safe
-    position = {p: i for i, p in enumerate(index.pts)}  # pts -> decode position
-    keys = [i for i, k in enumerate(index.keyframe) if k]
-    todo = sorted(position[p] for p in wanted)  # decode positions still to produce
-    kept: dict[int, np.ndarray] = {}
-    packets = None  # demux iterator; None until the first seek or read
-    at = 0  # decode position of the next packet the iterator gives
-
-    def take(frames) -> None:
-        for frame in frames:
-            if frame.pts in wanted and wanted[frame.pts] not in kept:
-                kept[wanted[frame.pts]] = convert(frame)
-
-    while todo:
-        goal = todo[0]
-        start = keys[bisect.bisect_right(keys, goal) - 1]
-        if packets is None or start > at:
-            if packets is not None:
-                take(ctx.decode(None))  # frames still inside the decoder before jumping
-                todo = [t for t in todo if wanted[index.pts[t]] not in kept]
-                if goal not in todo:
+    """The planned frames, decoding from the keyframe before each one not yet reached, in decode
+    order: one seek per stretch that lies ahead of the decoder, none within a stretch."""
+    decoder = _Decoder(container, index, wanted, convert)
+    while decoder.todo:
+        goal = decoder.todo[0]
+        start = decoder.keyframe_before(goal)
+        if decoder.packets is None or start > decoder.at:
+            if decoder.packets is not None:
+                decoder.drain()  # frames still inside the decoder come out before the jump
+                if decoder.is_out(goal):
                     continue
-            container.seek(index.pts[start], stream=stream, backward=True)
-            ctx.flush_buffers()
-            packets = (p for p in container.demux(stream) if p.size > 0)
-            first = next(packets, None)
-            if first is None or position.get(first.pts, goal + 1) > start:
-                raise _Fallback  # the seek landed after the keyframe we need
-            at = position[first.pts]
-            pending = [first]
-        else:
-            pending = []
-        while goal in todo:
-            if at > goal and _jump_next(todo, goal, keys, at):
-                # The goal is inside the decoder, held back only for reordering, and the next
-                # planned frame needs a jump anyway: drain instead of decoding further frames.
-                take(ctx.decode(None))
-                packets = None
-                if wanted[index.pts[goal]] not in kept:
-                    raise _Fallback
-                break
-            packet = pending.pop() if pending else next(packets, None)
-            if packet is None:  # end of stream: drain, then the goal must be out
-                take(ctx.decode(None))
-                if wanted[index.pts[goal]] not in kept:
-                    raise _Fallback
-                break
-            ctx.skip_frame = "DEFAULT" if packet.pts in wanted else "NONREF"
-            take(ctx.decode(packet))
-            at = position.get(packet.pts, at) + 1
-            todo = [t for t in todo if wanted[index.pts[t]] not in kept]
-            if at > goal + 64 and goal in todo:  # far past the goal and it never came out
-                raise _Fallback
-        todo = [t for t in todo if wanted[index.pts[t]] not in kept]
-    return kept
+            decoder.seek(start)
+        decoder.decode_until_out(goal)
+    return decoder.kept
