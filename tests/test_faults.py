@@ -315,7 +315,7 @@ def test_training_whose_run_dir_is_removed_mid_run_names_it_and_the_same_command
     assert first.returncode == 1 and "Traceback" not in err, err[-2000:]
     assert err.strip().splitlines()[-1] == (f"train: error: {runs}: the directory is gone (removed while the job ran?); "
                                             "run the same command again: it redoes what was lost")
-    again = run_module("train", *args[1:3], "--model=gru", f"--model_dir={runs}", "--epochs=2", "--batch_size=4")
+    again = run_module("train", *args[1:3], f"--model_dir={runs}", "--epochs=2", "--batch_size=4")
     assert again.returncode == 0 and json.load(open(os.path.join(runs, "gru", "metrics.json")))["epochs_run"] == 2, again.stderr[-2000:]
 
 
