@@ -246,7 +246,8 @@ def write_cross_validation(model_dir: str, results: Sequence[dict[str, Any]]) ->
     storage.write_atomic(os.path.join(model_dir, "cross_validation.json"),
                          json.dumps([{**dataclasses.asdict(cv), "pooled_accuracy": cv.pooled_accuracy} for cv in cvs], indent=1))
     text = (
-        "# Cross-validation (each fold tested once; the next fold chose the best epoch)\n\n"
+        "# Cross-validation (each fold tested once; the next fold chose the best epoch, or was trained on where "
+        "the table says so: --fit_validation)\n\n"
         + cross_validation_table(cvs)
         + f"\nChance accuracy: {1.0 / len(label_names):.3f} ({len(label_names)} classes). sd: the sample standard "
         "deviation over folds. Clip accuracy takes the centre candidate of each segment; video accuracy averages "
