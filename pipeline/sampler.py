@@ -157,8 +157,8 @@ class _Decoder:
         of `at` (it needs a seek anyway, and the frames in between would be decoded for nothing)."""
         if any(t < self.at for t in self.todo if t != goal):
             return False  # another planned frame is inside the decoder too: feeding brings it out
-        later = [t for t in self.todo if t != goal]
-        return not later or self.keyframe_before(later[0]) > self.at
+        after = next((t for t in self.todo if t != goal), None)  # todo is sorted: the next planned frame
+        return after is None or self.keyframe_before(after) > self.at
 
     def decode_until_out(self, goal: int) -> None:
         """Feed from where the decoder stands until the goal has come out."""

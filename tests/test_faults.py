@@ -1,7 +1,8 @@
 """Faults a production job meets, injected for real: a full filesystem and a read-only one (small
-tmpfs mounts: CI runs as root; skipped, with the reason, where mounting is not allowed), an output or run
-directory removed while the job writes, two runs on one directory, a lock left by a killed run. Each asserts the one line the user sees, the exit
-code, and that the rerun ends where a clean run does.
+tmpfs mounts: CI runs as root; skipped, with the reason, where mounting is not allowed), an output
+or run directory removed while the job writes, two runs on one directory, a lock left by a killed
+run. Each asserts the one line the user sees, the exit code, and that the rerun ends where a clean
+run does.
 
 A training run killed twice and resumed ends with an uninterrupted run's weights (below); kill -9
 during prepare, and the resume that follows, is in test_prepare.
@@ -133,9 +134,7 @@ def test_prepare_whose_output_is_removed_mid_run_names_it_and_the_same_command_r
     args = ["-m", "pipeline.prepare", f"--data_dir={videos}", f"--output_dir={out}", *PREPARE]
     first = _start(args)
     clips_dir = os.path.join(out, writer.WORK_DIR, "clips")
-    deadline = time.monotonic() + 300  # a hang bound
-    while time.monotonic() < deadline and first.poll() is None and _cached(clips_dir) < 5:
-        time.sleep(0.01)
+    _wait_until(first, lambda: _cached(clips_dir) >= 5)
     while os.path.exists(out):  # the job keeps writing while it is removed: remove until it stays gone
         shutil.rmtree(out, ignore_errors=True)
     _, err = first.communicate(timeout=600)
@@ -306,17 +305,22 @@ def test_training_whose_run_dir_is_removed_mid_run_names_it_and_the_same_command
     args = ["train.py", f"--data_dir={data}", "--model=gru", f"--model_dir={runs}", "--epochs=40", "--batch_size=4"]
     first = _start(args)
     state = os.path.join(runs, "gru", "state.json")
-    deadline = time.monotonic() + 300  # a hang bound
-    while time.monotonic() < deadline and first.poll() is None and not os.path.exists(state):
-        time.sleep(0.05)
+    _wait_until(first, lambda: os.path.exists(state))
     while os.path.exists(runs):  # epoch 1 is saved: take the run away while later epochs write
         shutil.rmtree(runs, ignore_errors=True)
     _, err = first.communicate(timeout=600)
     assert first.returncode == 1 and "Traceback" not in err, err[-2000:]
     assert err.strip().splitlines()[-1] == (f"train: error: {runs}: the directory is gone (removed while the job ran?); "
                                             "run the same command again: it redoes what was lost")
-    again = run_module("train", *args[1:3], f"--model_dir={runs}", "--epochs=2", "--batch_size=4")
+    again = run_module("train", f"--data_dir={data}", "--model=gru", f"--model_dir={runs}", "--epochs=2", "--batch_size=4")
     assert again.returncode == 0 and json.load(open(os.path.join(runs, "gru", "metrics.json")))["epochs_run"] == 2, again.stderr[-2000:]
+
+
+def _wait_until(process: subprocess.Popen, condition, timeout: float = 300) -> None:
+    """Poll until `condition()` holds or `process` ends (the timeout is a hang bound, not a speed judgement)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None and not condition():
+        time.sleep(0.01)
 
 
 def _cached(clips_dir: str) -> int:
@@ -326,11 +330,7 @@ def _cached(clips_dir: str) -> int:
 def _kill_when_encoded(args: list[str], clips_dir: str, count: int) -> int:
     """Start prepare, kill -9 it once `count` clips are cached; returns how many were."""
     proc = _start(["-m", "pipeline.prepare", *args])
-    deadline = time.monotonic() + 300  # a hang bound
-    while time.monotonic() < deadline and proc.poll() is None:
-        if _cached(clips_dir) >= count:
-            break
-        time.sleep(0.01)
+    _wait_until(proc, lambda: _cached(clips_dir) >= count)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     return _cached(clips_dir)
