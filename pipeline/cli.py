@@ -99,13 +99,61 @@ def _gone_directory(path: object) -> str | None:
 
 def describe_op_error(message: str) -> str:
     """A TensorFlow op error's message without its graph-node prefix and op suffix, and with the
-    advice an OSError of the same cause would get ('...: No space left on device; free space ...')."""
+    advice an OSError of the same cause would get ('...: No space left on device; free space ...').
+    A bucket's refusal (gs://, an HTTP status) is described by describe_storage_error."""
+    refused = describe_storage_error(message)
+    if refused:
+        return refused
     line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", message.strip().splitlines()[0] if message.strip() else message)
     line = re.sub(r"\s*\[Op:\w+\]$", "", line)
     for code, hint in _HINTS.items():
         if os.strerror(code) in line and hint not in line:
             return f"{line}; {hint}"
     return line
+
+
+def describe_storage_error(message: str) -> str | None:
+    """A storage service's refusal in one line, or None when `message` is not one. TensorFlow's
+    gs:// client reports an HTTP failure as 'Error executing an HTTP request: HTTP response code
+    403 with body '{ ...JSON... }'' and, on a later line, what it was doing ('when initiating an
+    upload to gs://b/o'), or 'All 10 retry attempts failed. The last failure: ...': its first line
+    names neither the object nor the cause. Returns 'gs://b/o: the bucket refused to write it (HTTP
+    403: <the service's message>); give this account write access ..., then run the same command
+    again: it resumes'."""
+    code = re.search(r"HTTP response code (\d+)", message)
+    retried = re.search(r"All (\d+) retry attempts failed", message)
+    if not code and not retried:
+        return None
+    path = re.search(r"\b[a-z][a-z0-9+.-]*://[^\s'\"]+", message)
+    said = re.search(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"', message)
+    status = int(code.group(1)) if code else 0
+    detail = f"HTTP {status}" if status else "no answer"
+    if said:
+        detail += ": " + said.group(1).replace('\\"', '"')
+    cause, hint = _storage_cause(status, _writing(message))
+    if retried:
+        cause = f"{cause} after {retried.group(1)} tries"
+    where = f"{path.group(0).rstrip('.,;')}: " if path else ""
+    return f"{where}{cause} ({detail}); {hint}"
+
+
+def _writing(message: str) -> bool:
+    return bool(re.search(r"upload|writ|compos|copy|delet|renam|creat", message, re.IGNORECASE))
+
+
+def _storage_cause(status: int, writing: bool) -> tuple[str, str]:
+    """(what happened, what to do) for an HTTP status of a storage service (0: no answer)."""
+    again = "run the same command again: it resumes"
+    access = "write" if writing else "read"
+    if status == 401:
+        return "the storage service refused the credentials", f"sign in again or set GOOGLE_APPLICATION_CREDENTIALS, then {again}"
+    if status == 403:
+        return f"the bucket refused to {access} it", f"give this account {access} access to the bucket, then {again}"
+    if status == 404:
+        return "no such bucket or object", "check the bucket's name and the path"
+    if status == 429:
+        return "the storage service is rate-limiting this job", f"wait, then {again}"
+    return "the storage service failed", f"check the network and the service's status, then {again}"
 
 
 def help_text(name: str) -> str:

@@ -198,3 +198,33 @@ def test_a_tensorflow_op_error_loses_its_node_prefix_and_gains_the_advice():
                "/out/variables/part-0; No space left on device [Op:SaveV2]")
     assert cli.describe_op_error(message) == "/out/variables/part-0; No space left on device; free space and run the same command again: it resumes"
     assert cli.describe_op_error("gs://b/x: permission refused\nmore") == "gs://b/x: permission refused"
+
+
+# What TensorFlow's gs:// client says (tsl curl_http_request and gcs_file_system): the HTTP status
+# and the service's JSON body on the first lines, what it was doing on the last.
+REFUSED_UPLOAD = """Error executing an HTTP request: HTTP response code 403 with body '{
+  "error": {
+    "code": 403,
+    "message": "job@proj.iam.gserviceaccount.com does not have storage.objects.create access to the Google Cloud Storage object.",
+    "errors": [{"reason": "forbidden"}]
+  }
+}
+'
+\t when initiating an upload to gs://noct-bucket/shards/.prepare/clips/000003.rec.tmp"""
+UNAVAILABLE = ("All 10 retry attempts failed. The last failure: Error executing an HTTP request: libcurl code 28 "
+               "meaning 'Timeout was reached', error details: SSL connection timeout\n"
+               "\t when reading metadata of gs://noct-bucket/shards/manifest.json")
+
+
+def test_a_buckets_refusal_names_the_object_the_cause_and_what_to_do():
+    assert cli.describe_op_error(REFUSED_UPLOAD) == (
+        "gs://noct-bucket/shards/.prepare/clips/000003.rec.tmp: the bucket refused to write it (HTTP 403: "
+        "job@proj.iam.gserviceaccount.com does not have storage.objects.create access to the Google Cloud Storage "
+        "object.); give this account write access to the bucket, then run the same command again: it resumes")
+    assert cli.describe_op_error(UNAVAILABLE) == (
+        "gs://noct-bucket/shards/manifest.json: the storage service failed after 10 tries (no answer); check the "
+        "network and the service's status, then run the same command again: it resumes")
+    reading = "Error executing an HTTP request: HTTP response code 404\n\t when reading gs://nobucket/runs/state.json"
+    assert cli.describe_op_error(reading) == (
+        "gs://nobucket/runs/state.json: no such bucket or object (HTTP 404); check the bucket's name and the path")
+    assert cli.describe_storage_error("/out/x; No space left on device") is None
