@@ -75,8 +75,7 @@ def describe_os_error(e: OSError) -> str:
     """'PATH: No space left on device; free space and run the same command again: it resumes'."""
     gone = _gone_directory(e.filename) if e.errno == errno.ENOENT else None
     if gone:
-        return (f"{gone}: the directory is gone (removed while the job ran?); run the same command again: "
-                "it redoes what was lost")
+        return _gone_line(gone)
     where = e.filename if e.filename is not None else ""
     if e.filename2 is not None:
         where = f"{where} -> {e.filename2}"
@@ -84,6 +83,10 @@ def describe_os_error(e: OSError) -> str:
     hint = _HINTS.get(e.errno or -1)
     line = f"{where}: {cause}" if where else cause
     return f"{line}; {hint}" if hint else line
+
+
+def _gone_line(directory: str) -> str:
+    return f"{directory}: the directory is gone (removed while the job ran?); run the same command again: it redoes what was lost"
 
 
 def _gone_directory(path: object) -> str | None:
@@ -106,6 +109,10 @@ def describe_op_error(message: str) -> str:
         return refused
     line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", message.strip().splitlines()[0] if message.strip() else message)
     line = re.sub(r"\s*\[Op:\w+\]$", "", line)
+    missing = re.match(rf"(.+?)[;:] {os.strerror(errno.ENOENT)}", line)
+    gone = _gone_directory(missing.group(1)) if missing else None
+    if gone:
+        return _gone_line(gone)
     for code, hint in _HINTS.items():
         if os.strerror(code) in line and hint not in line:
             return f"{line}; {hint}"

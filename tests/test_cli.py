@@ -200,6 +200,16 @@ def test_a_tensorflow_op_error_loses_its_node_prefix_and_gains_the_advice():
     assert cli.describe_op_error("gs://b/x: permission refused\nmore") == "gs://b/x: permission refused"
 
 
+def test_a_tensorflow_op_error_under_a_removed_directory_names_the_directory(tmp_path):
+    gone = tmp_path / "runs"
+    message = f"{gone}/cnn_gru/logs/train/events.out.tfevents.1; No such file or directory [Op:WriteSummary]"
+    assert cli.describe_op_error(message) == (
+        f"{gone}: the directory is gone (removed while the job ran?); run the same command again: it redoes what was lost")
+    (tmp_path / "here").mkdir()
+    present = f"{tmp_path}/here/x.tfrecord; No such file or directory"
+    assert cli.describe_op_error(present) == f"{present}; check the path"
+
+
 # What TensorFlow's gs:// client says (tsl curl_http_request and gcs_file_system): the HTTP status
 # and the service's JSON body on the first lines, what it was doing on the last.
 REFUSED_UPLOAD = """Error executing an HTTP request: HTTP response code 403 with body '{
