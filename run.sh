@@ -38,7 +38,7 @@ demo() {
   step() { echo; shown "$@"; "$@"; }
   step "$py" -m pipeline.synthetic --output_dir="$out/videos" --clips_per_class=32 --num_actors=8
   step "$py" -m pipeline.prepare --data_dir="$out/videos" --output_dir="$out/shards" \
-    --height=60 --width=80 --group_regex='^(actor\d+)_'
+    --height=60 --width=80 --group_regex='^(actor\d+)_' --candidates=1 --noflow
   step "$py" -m pipeline.verify "$out/shards"
   step "$py" train.py --data_dir="$out/shards" --model=all --model_dir="$out/models" \
     --epochs=20 --batch_size=16 --recipe=paper --learning_rate=1e-3

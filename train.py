@@ -21,7 +21,8 @@ from pipeline import cli, lock
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Output dir of `python -m pipeline.prepare` (holds manifest.json).")
-flags.DEFINE_string("model", "cnn_gru", f"One of {', '.join(kinds.MODEL_NAMES)}, or 'all'.")
+flags.DEFINE_string("model", "convnet_gru", f"One of {', '.join(kinds.MODEL_NAMES)}, or 'all' (default: the most "
+                    "accurate on real video, BUILD_NOTES.md).")
 flags.DEFINE_string("model_dir", "runs/train", "Checkpoints, logs, metrics and reports go to MODEL_DIR/<model>/.")
 flags.DEFINE_integer("epochs", 50, "Epochs (the original's recipe: 50).")
 flags.DEFINE_integer("batch_size", 64, "Global batch size, split over replicas.")
@@ -80,13 +81,13 @@ def _model_names() -> list[str]:
 
 
 def _print_summary(names: list[str], manifest=None) -> None:
-    """Each model's trainable parameter count, for the data dir's clips (default: the original's)."""
+    """Each model's trainable parameter count, for the data dir's clips (default: prepare's defaults)."""
     from models import recipes, trainable_params, trainer
-    from pipeline.clip_spec import ClipSpec
+    from pipeline.clip_spec import PREPARED
 
-    clip, num_classes = (manifest.clip, len(manifest.label_names)) if manifest else (ClipSpec(), 12)
-    recipe = recipes.get(FLAGS.recipe[0], FLAGS.without, frame_input=FLAGS.frame_input, dropout=FLAGS.dropout)
+    clip, num_classes = (manifest.clip, len(manifest.label_names)) if manifest else (PREPARED, 12)
     for name in names:
+        recipe = recipes.get(FLAGS.recipe[0], FLAGS.without, model=name, frame_input=FLAGS.frame_input, dropout=FLAGS.dropout)
         print(f"{name}\t{trainable_params(trainer.build(name, clip, num_classes, recipe))}")
 
 
@@ -202,6 +203,7 @@ def _train(manifest, runs: list[tuple[str, int | None, str]]) -> None:
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy_lib.set_precision(FLAGS.mixed_precision)
+    _check_inputs(manifest, runs)  # before any run: the eighth of --model=all would fail after seven trained
     strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.tpu)
     logging.info("%s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
     try:
@@ -223,6 +225,20 @@ def _train(manifest, runs: list[tuple[str, int | None, str]]) -> None:
     else:
         logging.info("not the chief: the chief evaluates and writes checkpoints and reports")
     strategy_lib.barrier(strategy)  # no worker leaves while another still needs it
+
+
+def _check_inputs(manifest, runs: list[tuple[str, int | None, str]]) -> None:
+    """Each run's frame input against what the data dir's clips hold."""
+    from models import builder, trainer
+
+    for recipe, fold, name in runs:
+        frame_input = trainer.recipe_of(_config(recipe, fold), name).frame_input
+        try:
+            builder.check_frame_input(frame_input, manifest.clip.frames_per_step)
+        except ValueError as e:
+            given = "--frame_input" if FLAGS.frame_input else f"the {recipe} recipe's for {name}"
+            raise cli.CommandError(f"{FLAGS.data_dir}: {e}, or choose another --frame_input than {given} "
+                                   "(e.g. bg_diff or diff)") from None
 
 
 def _finished_results(names: list[str]) -> list[dict]:

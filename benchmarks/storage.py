@@ -41,7 +41,7 @@ def accuracy(videos: str, quality: int, model: str, epochs: int, work: str) -> d
     shards, models = os.path.join(work, f"q{quality}"), os.path.join(work, f"m{quality}")
     run = lambda *args: subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True)  # noqa: E731
     run("-m", "pipeline.prepare", f"--data_dir={videos}", f"--output_dir={shards}", "--height=60", "--width=80",
-        f"--jpeg_quality={quality}", f"--group_regex={synthetic.GROUP_REGEX}")
+        f"--jpeg_quality={quality}", f"--group_regex={synthetic.GROUP_REGEX}", "--candidates=1", "--noflow")
     run("train.py", f"--data_dir={shards}", f"--model={model}", f"--model_dir={models}", f"--epochs={epochs}",
         "--batch_size=16", "--deterministic")
     with open(os.path.join(models, model, "metrics.json")) as f:

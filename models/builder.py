@@ -169,6 +169,18 @@ def _recurrent_stack(x, cell: str, units: tuple[int, ...], dropout: float):
     return x
 
 
+def check_frame_input(frame_input: str, frames_per_step: int) -> tuple[str, ...]:
+    """The frame input's parts; ValueError when clips of `frames_per_step` images per step lack what it needs."""
+    parts = frame_input_parts(frame_input)
+    if frames_per_step not in (1, 2, 4):
+        raise ValueError(f"frames_per_step must be 1, 2 or 4, got {frames_per_step}")
+    if NEEDS_NEXT in parts and frames_per_step < 2:
+        raise ValueError(f"frame_input: {frame_input} needs each frame's successor; prepare the data with --with_next")
+    if NEEDS_FLOW in parts and frames_per_step != 4:
+        raise ValueError(f"frame_input: {frame_input} needs the optical flow; prepare the data with --flow (prepare's default)")
+    return parts
+
+
 def build_model(
     name: str,
     *,
@@ -194,13 +206,7 @@ def build_model(
     the path of a weights file of the backbone.
     """
     kind, cell = parse_name(name)
-    parts = frame_input_parts(frame_input)
-    if frames_per_step not in (1, 2, 4):
-        raise ValueError(f"frames_per_step must be 1, 2 or 4, got {frames_per_step}")
-    if NEEDS_NEXT in parts and frames_per_step < 2:
-        raise ValueError(f"frame_input: {frame_input} needs each frame's successor; prepare the data with --with_next")
-    if NEEDS_FLOW in parts and frames_per_step != 4:
-        raise ValueError(f"frame_input: {frame_input} needs the optical flow; prepare the data with --flow")
+    parts = check_frame_input(frame_input, frames_per_step)
     if backbone_weights and kind != "mobilenet":
         raise ValueError(f"backbone_weights: {name} has no pretrained backbone (only mobilenet_gru has)")
     if backbone_weights == "imagenet" and len(parts) > 1:

@@ -62,7 +62,7 @@ def _train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dis
     labels, probs = evaluation.predict_split(model, config.data_dir, manifest, roles.test, config.batch_size)
     video_probs = evaluation.predict_views(model, config.data_dir, manifest, roles.test, config.batch_size, centre=probs)
     history = state["history"]
-    recipe = trainer.recipe_of(config)
+    recipe = trainer.recipe_of(config, name)
     result = {
         "model": name,
         "display_name": builder.DISPLAY_NAMES[name],

@@ -57,6 +57,13 @@ RECIPES = {
         feature_norm=("lstm", "gru"), augment=0.5, frame_input="diff",
     ),
 }
+# What a recipe does differently for one front end, measured on real video (BUILD_NOTES.md,
+# "Real video", weizmann-dev leave-one-actor-out): the small ConvNet learns from the moving actor's
+# silhouette and the optical flow (data prepared --flow, prepare's default), at a higher rate and
+# lower dropout than the original front ends, which keep the recipe as it is.
+BY_FRONT_END = {
+    "improved": {"convnet": dict(frame_input="bg_diff+flow", learning_rate=1e-3, dropout=0.2)},
+}
 _OFF = {
     "feature_norm": dict(feature_norm=()),
     "schedule": dict(schedule=False),
@@ -72,12 +79,15 @@ COMPONENTS = tuple(_OFF)
 OVERRIDES = ("learning_rate", "augment", "frame_input", "dropout")
 
 
-def get(name: str, without: Sequence[str] = (), **overrides: float | str | None) -> Recipe:
-    """The named recipe with the parts in `without` off; then each override that is not None
-    (OVERRIDES: learning_rate, augment, frame_input, dropout) replaces the recipe's value."""
+def get(name: str, without: Sequence[str] = (), model: str | None = None, **overrides: float | str | None) -> Recipe:
+    """The named recipe, as it is for `model`'s front end (BY_FRONT_END), with the parts in
+    `without` off; then each override that is not None (OVERRIDES: learning_rate, augment,
+    frame_input, dropout) replaces the recipe's value."""
     if name not in RECIPES:
         raise ValueError(f"recipe: unknown {name!r}; choose one of {', '.join(RECIPES)}")
     recipe = RECIPES[name]
+    if model is not None:
+        recipe = dataclasses.replace(recipe, **BY_FRONT_END.get(name, {}).get(kinds.MODELS[model].front_end, {}))
     for part in without:
         if part not in _OFF:
             raise ValueError(f"without: unknown part {part!r}; choose from {', '.join(COMPONENTS)}")

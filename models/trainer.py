@@ -257,9 +257,11 @@ class JobProgress(keras.callbacks.Callback):
         self.progress.update(1)
 
 
-def recipe_of(config: TrainConfig) -> recipes.Recipe:
-    return recipes.get(config.recipe, config.without, learning_rate=config.learning_rate, augment=config.augment,
-                       frame_input=config.frame_input, dropout=config.dropout)
+def recipe_of(config: TrainConfig, name: str | None) -> recipes.Recipe:
+    """The recipe model `name` trains with under `config` (its front end's settings, then the
+    flags); name None: the recipe's settings for every model (its augmentation is one of them)."""
+    return recipes.get(config.recipe, config.without, model=name, learning_rate=config.learning_rate,
+                       augment=config.augment, frame_input=config.frame_input, dropout=config.dropout)
 
 
 def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest, epochs_done: int = 0, steps: int = 0):
@@ -272,7 +274,7 @@ def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manife
     def train_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
         return make_dataset(
             config.data_dir, config.train_splits(manifest), ctx.get_per_replica_batch_size(config.batch_size), training=True,
-            input_context=ctx, augment=recipe_of(config).augment, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
+            input_context=ctx, augment=recipe_of(config, None).augment, seed=config.seed, shuffle_buffer=config.shuffle_buffer,
             deterministic=config.deterministic, manifest=manifest, data_service=config.data_service,
             skip=epochs_done * steps * config.batch_size // ctx.num_input_pipelines,
         )
@@ -289,7 +291,7 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
     progress: the whole job's, counting epochs (those a resumed run already has are skipped)."""
     run_dir = os.path.join(config.model_dir, name)
     storage.makedirs(run_dir)
-    recipe = recipe_of(config)
+    recipe = recipe_of(config, name)
     state = load_state(run_dir, name, manifest, recipe.label, recipe.frame_input, config.fold, config.fit_validation)
     if progress is not None:
         progress.skip(state["epochs_run"])

@@ -102,3 +102,8 @@ class ClipSpec:
         if unknown:
             raise ValueError(f"clip spec: unknown field(s) {unknown}")
         return cls(**data)
+
+
+# What `python -m pipeline.prepare` stores by default: three candidate frames per segment, each
+# with its successor and the optical flow between them (what the default model learns from).
+PREPARED = ClipSpec(candidates=3, with_next=True, flow=True)

@@ -14,7 +14,7 @@ import re
 from absl import app, flags, logging
 
 from pipeline import cli, index, lock
-from pipeline.clip_spec import ClipSpec
+from pipeline.clip_spec import PREPARED, ClipSpec
 
 # Decoding workers are spawned and re-import this module by name, so it must not import
 # TensorFlow at import time (tests/test_cli.py checks it): `writer` (which does) is imported in _write().
@@ -25,10 +25,10 @@ flags.DEFINE_string("index_csv", None, "CSV with columns path,label[,group][,spl
 flags.DEFINE_string("output_dir", None, "Where shards and manifest.json go.")
 flags.DEFINE_list("label_names", None, "Class names in label-id order (default: sorted folder names).")
 flags.DEFINE_integer("num_frames", 10, "Time steps per clip: the video is cut into this many equal segments.")
-flags.DEFINE_integer("candidates", 1, "Frames kept per segment (odd): training draws one at random each epoch, "
-                     "evaluation and serving take the centre one (TSN's segment sampling).")
-flags.DEFINE_bool("flow", False, "Also store the optical flow from each kept frame to the next (OpenCV DIS, as two "
-                  "grey images, TSN's flow images) for --frame_input=...flow; implies --with_next.")
+flags.DEFINE_integer("candidates", PREPARED.candidates, "Frames kept per segment (odd): training draws one at random "
+                     "each epoch, evaluation and serving take the centre one (TSN's segment sampling); 1: the original's.")
+flags.DEFINE_bool("flow", PREPARED.flow, "Also store the optical flow from each kept frame to the next (OpenCV DIS, as "
+                  "two grey images, TSN's flow images) for --frame_input=...flow; implies --with_next; --noflow: frames only.")
 flags.DEFINE_bool("with_next", False, "Also keep the frame right after each kept one, for short-term motion "
                   "(--frame_input=next_diff: TSN's RGB difference).")
 flags.DEFINE_integer("height", 240, "Frame height after letterboxing.")

@@ -30,6 +30,15 @@ def test_prepare_speed():
         assert out[kind]["ours_vs_keyframes_only_floor"] == pytest.approx(seconds["ours"] / seconds["keyframes_only"])
 
 
+def test_prepare_defaults():
+    out = run("prepare_defaults.py")
+    assert out["videos"] == 12 and min(out["seconds"].values()) > 0
+    assert out["time_ratio_defaults_to_one_frame"] == pytest.approx(out["seconds"]["defaults"] / out["seconds"]["one_frame"])
+    # 12 images per time step instead of one: the stored bytes grow by several times, whatever the noise
+    ratio = out["bytes_ratio_defaults_to_one_frame"]
+    assert ratio == pytest.approx(out["shard_bytes"]["defaults"] / out["shard_bytes"]["one_frame"]) and 3 < ratio < 12
+
+
 @pytest.mark.parametrize("script", ["input_speed.py", "train_input_bound.py"])
 def test_throughput_ratios(script):
     out = run(script)

@@ -23,7 +23,8 @@ import pytest
 from pipeline import lock, synthetic, writer
 from tests.conftest import ROOT, make_shards, run_module
 
-PREPARE = ["--num_frames=4", "--height=32", "--width=40", "--group_regex=^(actor\\d+)_", "--num_workers=1", "--shard_size_mb=0.05"]
+PREPARE = ["--num_frames=4", "--height=32", "--width=40", "--group_regex=^(actor\\d+)_", "--num_workers=1", "--shard_size_mb=0.05",
+           "--candidates=1", "--noflow"]
 
 
 def shard_bytes(out_dir: str) -> dict[str, bytes]:

@@ -39,7 +39,8 @@ def test_cli_writes_shards_manifest_and_skips_broken_videos(video_tree, tmp_path
     result = run_module("pipeline.prepare", f"--data_dir={video_tree}", f"--output_dir={out}", "--num_frames=4", "--height=24", "--width=32")
     assert result.returncode == 0, result.stderr
     m = manifest_lib.load(out)
-    assert m.clip == ClipSpec(num_frames=4, height=24, width=32) and m.num_folds == 0
+    assert m.clip == ClipSpec(num_frames=4, height=24, width=32, candidates=3, with_next=True, flow=True)  # the defaults
+    assert m.num_folds == 0
     assert m.label_names[:2] == ("Drink", "Picking") and len(m.label_names) == 12
     assert sorted(s.source for s in m.skipped) == ["Drink/cut.mp4", "Drink/random.avi", "Drink/text.mp4", "Drink/zero.mp4"]
     reasons = {s.source: s.reason for s in m.skipped}
@@ -93,7 +94,8 @@ def test_same_shards_whatever_the_worker_count_and_run(reference, video_tree, tm
 
 def test_killed_run_resumes_to_the_same_shards(reference, video_tree, tmp_path):
     out = str(tmp_path / "out")
-    args = [f"--data_dir={video_tree}", f"--output_dir={out}", "--num_frames=4", "--height=24", "--width=32", "--shard_size_mb=0.02", "--num_workers=1"]
+    args = [f"--data_dir={video_tree}", f"--output_dir={out}", "--num_frames=4", "--height=24", "--width=32", "--shard_size_mb=0.02", "--num_workers=1",
+            "--candidates=1", "--noflow"]  # the reference's clips
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.prepare", *args], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     clips = os.path.join(out, writer.WORK_DIR, "clips")
@@ -199,7 +201,7 @@ def test_manifest_is_json_with_settings(reference):
 def test_beam_direct_runner_writes_the_local_writers_bytes(reference, video_tree, tmp_path):
     out = str(tmp_path / "beam")
     result = run_module("pipeline.prepare", f"--data_dir={video_tree}", f"--output_dir={out}", "--num_frames=4",
-                        "--height=24", "--width=32", "--shard_size_mb=0.02", "--runner=DirectRunner",
+                        "--height=24", "--width=32", "--shard_size_mb=0.02", "--candidates=1", "--noflow", "--runner=DirectRunner",
                         "--beam_options=--direct_num_workers=2 --direct_running_mode=multi_processing")
     assert result.returncode == 0, result.stderr[-3000:]
     ref_dir, ref_manifest = reference

@@ -16,6 +16,18 @@ def test_paper_is_the_original_training_and_improved_switches_every_part_on():
     assert improved.feature_norm and improved.augment == 0.5 and improved.frame_input == "diff"
 
 
+def test_improved_takes_the_convnets_real_video_settings_and_flags_still_win():
+    convnet = recipes.get("improved", model="convnet_gru")
+    assert (convnet.frame_input, convnet.learning_rate, convnet.dropout) == ("bg_diff+flow", 1e-3, 0.2)
+    assert (convnet.augment, convnet.weight_decay, convnet.label) == (0.5, 0.05, "improved")
+    for name in ("simple_rnn", "gru", "cnn_gru", "mobilenet_gru"):  # the others keep the recipe as it is
+        assert recipes.get("improved", model=name) == recipes.get("improved")
+    assert recipes.get("paper", model="convnet_gru") == recipes.get("paper")
+    assert recipes.get("improved", ("motion",), model="convnet_gru").frame_input == "rgb"
+    chosen = recipes.get("improved", model="convnet_gru", frame_input="bg_diff", learning_rate=3e-4, dropout=None)
+    assert (chosen.frame_input, chosen.learning_rate, chosen.dropout) == ("bg_diff", 3e-4, 0.2)
+
+
 def test_improved_normalizes_the_features_of_gated_cells_only():
     improved = recipes.get("improved")
     normalized = {name for name in MODEL_NAMES if recipes.normalizes_features(improved, name)}

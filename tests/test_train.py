@@ -133,7 +133,7 @@ def test_a_cnn_model_learns_the_builtin_data_well_above_chance(recipe, tmp_path)
     videos, shards = str(tmp_path / "videos"), str(tmp_path / "shards")
     synthetic.generate(videos, clips_per_class=16, num_actors=8, seed=0)  # 8 groups of 24 clips
     prep = run_module("pipeline.prepare", f"--data_dir={videos}", f"--output_dir={shards}", "--height=60", "--width=80",
-                      f"--group_regex={synthetic.GROUP_REGEX}")
+                      f"--group_regex={synthetic.GROUP_REGEX}", "--candidates=1", "--noflow")
     assert prep.returncode == 0, prep.stderr[-2000:]
     result = train(f"--data_dir={shards}", "--model=cnn_lstm", f"--model_dir={tmp_path / 'models'}", "--epochs=16",
                    "--batch_size=8", *recipe, "--deterministic", TWO_CPUS)
@@ -152,6 +152,15 @@ def test_flagfile_is_read():
     os.remove(f.name)
     # The default recipe (improved) adds its feature LayerNormalization: 2 x 22,528 to the paper's 8,920,780.
     assert result.returncode == 0 and result.stdout.split() == ["cnn_gru", "8965836"]
+
+
+def test_the_default_model_on_data_without_flow_is_refused_before_training_with_what_to_do(tiny, tmp_path):
+    result = train(f"--data_dir={tiny}", f"--model_dir={tmp_path}", "--epochs=1")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"train: error: {tiny}: frame_input: bg_diff+flow needs the optical flow; prepare the data with --flow (prepare's "
+        "default), or choose another --frame_input than the improved recipe's for convnet_gru (e.g. bg_diff or diff)")
+    assert not os.path.exists(tmp_path / "convnet_gru" / "state.json")
 
 
 def test_default_recipe_builds_simple_rnn_without_feature_normalization():
