@@ -62,10 +62,12 @@ def pixel(example: int, frame: int) -> int:
 
 
 def make_shards(out_dir: str, sizes: dict, num_classes: int = 3, num_frames: int = 3, height: int = 16, width: int = 16,
-                shards_per_split: int = 2, num_folds: int = 0):
+                shards_per_split: int = 2, num_folds: int = 0, flow: bool = False):
     """Shards written straight from numpy clips: example i of a split has label i % num_classes and
     frame t flat at pixel(i, t), so a reader bug shows as a wrong number. Returns the manifest.
-    With num_folds, `sizes` names the folds (fold0 ...)."""
+    With num_folds, `sizes` names the folds (fold0 ...). With flow, each step stores prepare's
+    four images: the frame, its successor (frame t + 1, the last one itself) and flat flow images
+    (x at 128 + t: a small rightward motion, y at 128: none)."""
     import numpy as np
 
     from pipeline import frames as frames_lib
@@ -81,12 +83,29 @@ def make_shards(out_dir: str, sizes: dict, num_classes: int = 3, num_frames: int
         for i in range(n):
             clip = np.stack([np.full((height, width, 3), pixel(i, t), np.uint8) for t in range(num_frames)])
             source = f"{names[i % num_classes]}/{split}{i:03d}.mp4"
-            recs.append(records.encode(frames_lib.encode_jpeg(clip, 95), list(range(num_frames)), num_frames, i % num_classes, names[i % num_classes], source))
+            jpegs, indices = frames_lib.encode_jpeg(clip, 95), list(range(num_frames))
+            if flow:
+                jpegs, indices = _with_flow(clip, jpegs, frames_lib)
+            recs.append(records.encode(jpegs, indices, num_frames, i % num_classes, names[i % num_classes], source))
             examples.append(manifest_lib.Example(source, i % num_classes))
         splits[split] = shards.write_split(out_dir, split, recs, examples, shards_per_split)
     manifest = manifest_lib.Manifest(
-        label_names=tuple(names), clip=ClipSpec(num_frames, height, width, 95), splits=splits, fingerprint="test",
+        label_names=tuple(names), clip=ClipSpec(num_frames, height, width, 95, with_next=flow, flow=flow), splits=splits, fingerprint="test",
         num_folds=num_folds,
     )
     manifest_lib.save(out_dir, manifest)
     return manifest
+
+
+def _with_flow(clip, jpegs: list[bytes], frames_lib) -> tuple[list[bytes], list[int]]:
+    """make_shards' images and frame indices for clips stored with flow (P = 4 per step)."""
+    import numpy as np
+
+    t_count, height, width = clip.shape[:3]
+    stored, indices = [], []
+    for t in range(t_count):
+        nxt = min(t + 1, t_count - 1)
+        grey = [np.full((height, width), 128 + t, np.uint8), np.full((height, width), 128, np.uint8)]
+        stored += [jpegs[t], jpegs[nxt], *frames_lib.encode_jpeg(grey, 95)]
+        indices += [t, nxt, t, t]
+    return stored, indices

@@ -336,9 +336,10 @@ def test_predict_rows_to_a_read_only_filesystem_is_one_line(tiny_run, tmpfs, tmp
 
 def test_every_model_and_recipe_trains_to_the_same_weights_twice_with_seed_and_deterministic(tmp_path):
     """Reproducibility beyond the one model the kill -9 test trains: each of the eight models, under
-    both recipes (the improved one with its augmentation and motion input), two runs, one digest."""
+    both recipes (the improved one with its augmentation and motion input: optical flow for
+    ConvNet_GRU), two runs, one digest."""
     data = str(tmp_path / "data")
-    make_shards(data, {"train": 8, "validation": 4, "test": 4}, num_frames=3, height=16, width=16)
+    make_shards(data, {"train": 8, "validation": 4, "test": 4}, num_frames=3, height=16, width=16, flow=True)  # as prepare's defaults
     digests = []
     for run in ("a", "b"):
         result = run_module("train", f"--data_dir={data}", "--model=all", "--recipe=paper,improved", f"--model_dir={tmp_path / run}",
