@@ -21,8 +21,8 @@ from pipeline import cli, lock
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Output dir of `python -m pipeline.prepare` (holds manifest.json).")
-flags.DEFINE_string("model", "convnet_gru", f"One of {', '.join(kinds.MODEL_NAMES)}, or 'all' (default: the most "
-                    "accurate on real video, BUILD_NOTES.md).")
+flags.DEFINE_string("model", "convnet_gru", f"One of {', '.join(kinds.MODEL_NAMES)}, or 'all'. The default is the "
+                    "model most accurate on real video (BUILD_NOTES.md).")
 flags.DEFINE_string("model_dir", "runs/train", "Checkpoints, logs, metrics and reports go to MODEL_DIR/<model>/.")
 flags.DEFINE_integer("epochs", 50, "Epochs (the original's recipe: 50).")
 flags.DEFINE_integer("batch_size", 64, "Global batch size, split over replicas.")
