@@ -1,12 +1,15 @@
 """Shards to a `tf.data.Dataset` of (frames uint8 [B, T, H, W, 3P], labels int32 [B]).
 
 Decoding (a record to one view of its clip: `eval_decoder`, `train_decoder`) is kept apart from
-the two pipelines that use it:
-Train: shard by input pipeline (files when there are enough, else examples), reshuffle files
-every epoch, parallel interleave, shuffle serialized clips (small: JPEG bytes, not pixels),
-repeat, parallel decode of a random candidate per segment, optional augmentation, batch,
-prefetch. The tf.data service path composes the same decoding.
-Eval: every example exactly once, in manifest order, the centre candidate, no augmentation.
+the pipelines that compose it (Model Garden's decoder/parser split), each one function:
+- training (`_training_pipeline`): this input pipeline's share (`_Sharding`: whole files when
+  there are enough, else examples), a seeded order per pass, parallel interleave, shuffled
+  serialized clips (small: JPEG bytes, not pixels), forever; then parallel decode of a random
+  candidate per segment, optional augmentation, full batches. How the stream is drawn is one
+  typed record, `Training`.
+- evaluation (`_eval_pipeline`): every example exactly once, in manifest order, one view.
+- tf.data service (`_service_pipeline`): the same records and training decode on the service's
+  workers.
 
 Each shard is read with its record count from the manifest: a corrupt or truncated shard fails
 with an error naming the shard, instead of TensorFlow's nameless DataLossError.
@@ -14,6 +17,7 @@ with an error naming the shard, instead of TensorFlow's nameless DataLossError.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import tensorflow as tf
@@ -82,25 +86,79 @@ def train_decoder(spec: ClipSpec, augment: float):
     return decode
 
 
-def _decoded_for_training(ds: tf.data.Dataset, spec: ClipSpec, augment: float, seed: int | None, skip: int = 0) -> tf.data.Dataset:
-    """Records to training clips: a seed per clip, `skip` clips passed over, then parallel decode
-    (and augmentation)."""
-    if augment:
-        augment_lib.ranges(augment)  # refuses a strength out of range here, not inside tf.data
-    seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    return tf.data.Dataset.zip(ds, seeds).skip(skip).map(train_decoder(spec, float(augment)), num_parallel_calls=AUTOTUNE)
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """How the training stream is drawn: augmentation strength (0: none), seed (None: unseeded),
+    shuffle buffer (in clips) and clips to pass over first (a resumed run's position)."""
+
+    augment: float = 0.0
+    seed: int | None = None
+    shuffle_buffer: int = 512
+    skip: int = 0
 
 
-def _files(data_dir: str, manifest: manifest_lib.Manifest, splits: Sequence[str]) -> tuple[tf.data.Dataset, list[int]]:
-    """(dataset of (shard path, record count), the counts) over the named splits' shards."""
+@dataclasses.dataclass(frozen=True)
+class _Files:
+    """The shards one pipeline reads: a dataset of (path, record count), and the counts."""
+
+    paths: tf.data.Dataset
+    counts: list[int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    def records(self, shuffled: bool = False) -> tf.data.Dataset:
+        """The shards' records, interleaved (parallel) across up to 8 shards."""
+        paths = self.paths.shuffle(len(self.counts)) if shuffled else self.paths
+        return paths.interleave(_checked_records, cycle_length=min(len(self.counts), 8), num_parallel_calls=AUTOTUNE)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sharding:
+    """This input pipeline's share: whole files when there are at least as many as pipelines,
+    else every pipelines-th record."""
+
+    pipelines: int = 1
+    pipeline_id: int = 0
+
+    @classmethod
+    def of(cls, input_context: tf.distribute.InputContext | None) -> "_Sharding":
+        return cls(input_context.num_input_pipelines, input_context.input_pipeline_id) if input_context else cls()
+
+    def files(self, files: _Files) -> _Files:
+        if not self.by_files(files):
+            return files
+        return _Files(files.paths.shard(self.pipelines, self.pipeline_id), files.counts[self.pipeline_id::self.pipelines])
+
+    def by_files(self, files: _Files) -> bool:
+        return self.pipelines > 1 and len(files.counts) >= self.pipelines
+
+    def records(self, ds: tf.data.Dataset, files: _Files) -> tf.data.Dataset:
+        """`ds` (records of `files`, before self.files) cut to this pipeline's share when files were not."""
+        return ds.shard(self.pipelines, self.pipeline_id) if self.pipelines > 1 and not self.by_files(files) else ds
+
+
+def _decoded_for_training(ds: tf.data.Dataset, spec: ClipSpec, training: Training) -> tf.data.Dataset:
+    """Records to training clips: a seed per clip, `training.skip` clips passed over, then
+    parallel decode (and augmentation)."""
+    if training.augment:
+        augment_lib.ranges(training.augment)  # refuses a strength out of range here, not inside tf.data
+    seeds = tf.data.Dataset.random(seed=training.seed).batch(2)
+    decode = train_decoder(spec, float(training.augment))
+    return tf.data.Dataset.zip(ds, seeds).skip(training.skip).map(decode, num_parallel_calls=AUTOTUNE)
+
+
+def _files(data_dir: str, manifest: manifest_lib.Manifest, splits: Sequence[str]) -> _Files:
+    """The named splits' shards, in manifest order."""
     paths = manifest_lib.shard_paths(data_dir, manifest, splits)
     counts = [s.num_examples for s in manifest.shards(splits)]
     if not paths:
         raise ValueError(f"{manifest_lib.path_in(data_dir)}: split {'+'.join(splits)!r} has no examples")
-    return tf.data.Dataset.from_tensor_slices((paths, tf.constant(counts, tf.int64))), counts
+    return _Files(tf.data.Dataset.from_tensor_slices((paths, tf.constant(counts, tf.int64))), counts)
 
 
-def _passes(files: tf.data.Dataset, counts: list[int], seed: int | None, shuffle_buffer: int, shard) -> tf.data.Dataset:
+def _passes(files: _Files, training: Training, sharding: _Sharding, whole: _Files) -> tf.data.Dataset:
     """The training records, one pass over the files after another, forever.
 
     With a seed, each pass orders the files and then blocks of `shuffle_buffer` clips (as JPEG
@@ -110,24 +168,55 @@ def _passes(files: tf.data.Dataset, counts: list[int], seed: int | None, shuffle
     other passes than an uninterrupted one. Clips are shuffled within a pass, so each epoch is one
     pass: exactly when deterministic; otherwise parallel decode may finish a clip of the next epoch
     before the last few of this one. Without a seed, tf.data reshuffles each pass its own way.
+    `whole`: the files before this pipeline's share was taken (for a share by records).
     """
-    interleave = lambda f: shard(f.interleave(_checked_records, cycle_length=min(len(counts), 8), num_parallel_calls=AUTOTUNE))  # noqa: E731
-    buffer = min(shuffle_buffer, sum(counts))
-    if seed is None:
-        return interleave(files.shuffle(len(counts))).shuffle(buffer).repeat()
+    buffer = min(training.shuffle_buffer, files.total)
+    if training.seed is None:
+        return sharding.records(files.records(shuffled=True), whole).shuffle(buffer).repeat()
+    seed, n = training.seed, len(files.counts)
 
     def one_pass(number: tf.Tensor) -> tf.data.Dataset:
         pass_seed = tf.stack([tf.constant(seed, tf.int64), number])
-        order = tf.random.experimental.stateless_shuffle(tf.range(len(counts)), seed=pass_seed)
-        ordered = files.batch(len(counts)).map(lambda paths, n: (tf.gather(paths, order), tf.gather(n, order))).unbatch()
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=pass_seed)
+        ordered = files.paths.batch(n).map(lambda paths, counts: (tf.gather(paths, order), tf.gather(counts, order))).unbatch()
 
         def permuted(block_number: tf.Tensor, block: tf.Tensor) -> tf.data.Dataset:
             block_seed = pass_seed * tf.constant([1, 1_000_003], tf.int64) + tf.stack([tf.constant(0, tf.int64), block_number + 1])
             return tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(block, seed=block_seed))
 
-        return interleave(ordered).batch(buffer).enumerate().flat_map(permuted)
+        records_ = sharding.records(_Files(ordered, files.counts).records(), whole)
+        return records_.batch(buffer).enumerate().flat_map(permuted)
 
     return tf.data.Dataset.range(2**62).flat_map(one_pass)
+
+
+def _training_pipeline(files: _Files, spec: ClipSpec, batch_size: int, training: Training, sharding: _Sharding) -> tf.data.Dataset:
+    """Forever: this pipeline's share, shuffled per pass, decoded (a random candidate per
+    segment), augmented, in full batches."""
+    ds = _decoded_for_training(_passes(sharding.files(files), training, sharding, files), spec, training)
+    return ds.batch(batch_size, drop_remainder=True, num_parallel_calls=AUTOTUNE)
+
+
+def _eval_pipeline(files: _Files, spec: ClipSpec, batch_size: int, view: int | None, sharding: _Sharding) -> tf.data.Dataset:
+    """Every example once, in manifest order (one shard after another), one view, the last batch partial."""
+    mine = sharding.files(files)
+    ds = mine.paths.flat_map(_checked_records)
+    # A known length lets Keras see the end of an evaluation without running into it.
+    ds = sharding.records(ds.apply(tf.data.experimental.assert_cardinality(mine.total)), files)
+    ds = ds.map(eval_decoder(spec, view), num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size, num_parallel_calls=AUTOTUNE)
+
+
+def _service_pipeline(files: _Files, spec: ClipSpec, batch_size: int, training: Training, service: str) -> tf.data.Dataset:
+    """Training input through tf.data service: workers read, shuffle, decode and augment one
+    epoch, handing out shards dynamically (each file to one worker, so each clip once); this
+    process repeats and batches. No file shuffle: the dispatcher decides which file goes where."""
+    ds = files.records().shuffle(min(training.shuffle_buffer, files.total), seed=training.seed)
+    ds = _decoded_for_training(ds, spec, dataclasses.replace(training, skip=0))
+    ds = ds.apply(
+        tf.data.experimental.service.distribute(tf.data.experimental.service.ShardingPolicy.DYNAMIC, service=service)
+    )
+    return ds.repeat().batch(batch_size, drop_remainder=True)
 
 
 def make_dataset(
@@ -161,46 +250,20 @@ def make_dataset(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     manifest = manifest or manifest_lib.load(data_dir)
-    names = manifest_lib.as_names(splits)
-    files, counts = _files(data_dir, manifest, names)
+    files = _files(data_dir, manifest, manifest_lib.as_names(splits))
+    sharding, draw = _Sharding.of(input_context), Training(augment, seed, shuffle_buffer, skip)
     if data_service:
-        return _from_service(files, counts, manifest.clip, batch_size, training, input_context, augment, seed, shuffle_buffer, data_service)
-    pipelines = input_context.num_input_pipelines if input_context else 1
-    pipeline_id = input_context.input_pipeline_id if input_context else 0
-    by_files = pipelines > 1 and len(counts) >= pipelines
-    if by_files:
-        files = files.shard(pipelines, pipeline_id)
-        counts = counts[pipeline_id::pipelines]
+        if not training:
+            raise ValueError("data_service: only training input goes through tf.data service")
+        if sharding.pipelines > 1:
+            raise ValueError("data_service: one input pipeline per job is supported; use one host per job")
+        return _service_pipeline(files, manifest.clip, batch_size, draw, data_service).prefetch(AUTOTUNE)
+    if training:
+        ds = _training_pipeline(files, manifest.clip, batch_size, draw, sharding)
+    else:
+        ds = _eval_pipeline(files, manifest.clip, batch_size, view, sharding)
     options = tf.data.Options()
     options.deterministic = deterministic or not training
     # We shard ourselves; tf.distribute's auto-sharding would shard a second time.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    shard = (lambda ds: ds.shard(pipelines, pipeline_id)) if pipelines > 1 and not by_files else (lambda ds: ds)
-    if training:
-        ds = _passes(files, counts, seed, shuffle_buffer, shard)
-        ds = _decoded_for_training(ds, manifest.clip, augment, seed, skip)
-    else:
-        ds = files.flat_map(_checked_records)  # one shard after another: manifest order
-        # A known length lets Keras see the end of an evaluation without running into it.
-        ds = shard(ds.apply(tf.data.experimental.assert_cardinality(sum(counts))))
-        ds = ds.map(eval_decoder(manifest.clip, view), num_parallel_calls=AUTOTUNE)
-    ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE).with_options(options)
-
-
-def _from_service(files, counts, spec: ClipSpec, batch_size: int, training: bool, input_context, augment: float,
-                  seed: int | None, shuffle_buffer: int, service: str) -> tf.data.Dataset:
-    """Training input through tf.data service: workers read, shuffle, decode and augment one
-    epoch, handing out shards dynamically (each file to one worker, so each clip once); this
-    process repeats and batches."""
-    if not training:
-        raise ValueError("data_service: only training input goes through tf.data service")
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        raise ValueError("data_service: one input pipeline per job is supported; use one host per job")
-    # No file shuffle here: with dynamic sharding the dispatcher decides which file goes where.
-    ds = files.interleave(_checked_records, cycle_length=min(len(counts), 8), num_parallel_calls=AUTOTUNE)
-    ds = _decoded_for_training(ds.shuffle(min(shuffle_buffer, sum(counts)), seed=seed), spec, augment, seed)
-    ds = ds.apply(
-        tf.data.experimental.service.distribute(tf.data.experimental.service.ShardingPolicy.DYNAMIC, service=service)
-    )
-    return ds.repeat().batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)

@@ -1,7 +1,8 @@
 """Shard files: how many, which examples go in each, their names, and writing one safely.
 
 Boundaries are a pure function of (number of examples, number of shards), so a resumed run
-plans exactly the shards an uninterrupted run would.
+plans exactly the shards an uninterrupted run would. TensorFlow (TFRecord writing, gs:// paths)
+is imported when a shard is read or written, not with the module: planning needs none.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import os
 import re
 from typing import Iterable, Sequence
 
-import tensorflow as tf
-
 from pipeline.manifest import Example, Shard, Split
 
 SUFFIX = ".tfrecord"
 _NAME = re.compile(r"^(?P<split>[a-z]+\d*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord$")
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
 
 
 def shard_count(total_bytes: int, shard_bytes: int) -> int:
@@ -46,20 +51,21 @@ def is_shard_file_name(name: str) -> bool:
 
 def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with _tf().io.gfile.GFile(path, "rb") as f:
         while chunk := f.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 def describe(path: str, num_examples: int) -> Shard:
-    return Shard(os.path.basename(path), num_examples, tf.io.gfile.stat(path).length, file_sha256(path))
+    return Shard(os.path.basename(path), num_examples, _tf().io.gfile.stat(path).length, file_sha256(path))
 
 
 def write_shard(path: str, records: Iterable[bytes]) -> Shard:
     """Write records under a temporary name, then rename: `path` never holds a partial shard."""
     tmp = f"{path}.tmp-{os.getpid()}"
     count = 0
+    tf = _tf()
     with tf.io.TFRecordWriter(tmp) as writer:
         for record in records:
             writer.write(record)

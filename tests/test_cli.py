@@ -183,7 +183,7 @@ def test_tensorflow_retracing_notes_are_dropped_and_other_warnings_kept():
 
 
 NO_TENSORFLOW_MODULES = ["pipeline", "pipeline.cli", "pipeline.clip_spec", "pipeline.manifest", "pipeline.index", "pipeline.frames",
-                         "pipeline.flow", "pipeline.sampler", "pipeline.workers", "pipeline.lock", "pipeline.storage",
+                         "pipeline.flow", "pipeline.sampler", "pipeline.workers", "pipeline.plan", "pipeline.shards", "pipeline.lock", "pipeline.storage",
                          "pipeline.export_asset", "pipeline.progress", "pipeline.nightify", "pipeline.synthetic",
                          "pipeline.download", "pipeline.prepare", "pipeline.verify", "pipeline.predict", "models", "models.kinds"]
 
