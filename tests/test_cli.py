@@ -182,10 +182,13 @@ def test_tensorflow_retracing_notes_are_dropped_and_other_warnings_kept():
     assert cli._drop_retracing_notes(record("Gradients do not exist for variables")) is True
 
 
-NO_TENSORFLOW_MODULES = ["pipeline", "pipeline.cli", "pipeline.clip_spec", "pipeline.manifest", "pipeline.index", "pipeline.frames",
-                         "pipeline.flow", "pipeline.sampler", "pipeline.workers", "pipeline.plan", "pipeline.shards", "pipeline.lock", "pipeline.storage",
-                         "pipeline.export_asset", "pipeline.progress", "pipeline.nightify", "pipeline.synthetic",
-                         "pipeline.download", "pipeline.prepare", "pipeline.verify", "pipeline.predict", "models", "models.kinds"]
+NO_TENSORFLOW_MODULES = [
+    "pipeline", "pipeline.cli", "pipeline.clip_spec", "pipeline.manifest", "pipeline.index",
+    "pipeline.frames", "pipeline.flow", "pipeline.sampler", "pipeline.workers", "pipeline.plan",
+    "pipeline.shards", "pipeline.lock", "pipeline.storage", "pipeline.export_asset", "pipeline.progress",
+    "pipeline.nightify", "pipeline.synthetic", "pipeline.download", "pipeline.prepare", "pipeline.verify",
+    "pipeline.predict", "models", "models.kinds",
+]
 
 
 def test_the_prepare_side_and_the_command_lines_import_without_tensorflow(no_tensorflow):
