@@ -1,8 +1,9 @@
 """prepare's output directory and its clip cache: what makes a run resumable.
 
 OUT/.prepare/state.json names the run that owns OUT (its fingerprint); OUT/.prepare/clips/<task>.rec
-holds a finished clip's serialized record and <task>.skip the reason a video was skipped, each
-written atomically, so a killed run keeps every clip it finished. Shards are written from the
+holds a finished clip's serialized record (beside it <task>.seconds, the duration the manifest
+lists, so that the manifest does not read every record again) and <task>.skip the reason a video
+was skipped, each written atomically, so a killed run keeps every clip it finished. Shards are written from the
 cache (temporary name, then rename) and the cache is removed once the manifest is written.
 Every engine (pipeline.engine) reads and writes OUT only through these functions.
 """
@@ -83,6 +84,13 @@ def record(out_dir: str, task: int) -> bytes:
     return storage.read_bytes(_clip_path(out_dir, task, "rec"))
 
 
+def seconds(out_dir: str, task: int) -> float:
+    """The source duration a finished clip's record carries (from the record itself in a cache
+    written before the .seconds files were)."""
+    path = _clip_path(out_dir, task, "seconds")
+    return float(storage.read_text(path)) if storage.exists(path) else records.seconds_of(record(out_dir, task))
+
+
 def record_bytes(out_dir: str, tasks: Sequence[int]) -> dict[int, int]:
     """task -> size of its cached record, for plan.plan_shards."""
     return {t: storage.size(_clip_path(out_dir, t, "rec")) for t in tasks}
@@ -93,7 +101,8 @@ def store_outcome(out_dir: str, p: Planned, label_names: Sequence[str], ok: bool
     if ok:
         encoded = records.encode(value.jpegs, value.indices, value.frames_decoded, p.label, label_names[p.label], p.video.source,
                                  value.seconds)
-        storage.write_atomic(_clip_path(out_dir, p.task, "rec"), encoded)
+        storage.write_atomic(_clip_path(out_dir, p.task, "seconds"), repr(records.seconds_of(encoded)))
+        storage.write_atomic(_clip_path(out_dir, p.task, "rec"), encoded)  # last: the clip is done
     else:
         log.warning("skipped %s: %s", p.video.path, error)
         storage.write_atomic(_clip_path(out_dir, p.task, "skip"), error.encode("utf-8"))

@@ -23,7 +23,7 @@ import logging
 import time
 from typing import Sequence
 
-from pipeline import clip_cache, lock, records
+from pipeline import clip_cache, lock
 from pipeline import manifest as manifest_lib
 from pipeline.clip_cache import WORK_DIR, OutputDirError  # noqa: F401 (the writer's API: prepare, tests)
 from pipeline.engine import Engine, LocalEngine
@@ -95,8 +95,7 @@ def _write_dataset(videos_by_split, label_names, out_dir, settings, num_workers,
 
 def _example(out_dir: str, p: Planned) -> manifest_lib.Example:
     """The manifest's entry for a kept clip, with the duration its cached record carries."""
-    seconds = records.seconds_of(clip_cache.record(out_dir, p.task))
-    return manifest_lib.Example(p.video.source, p.label, p.video.group, seconds)
+    return manifest_lib.Example(p.video.source, p.label, p.video.group, clip_cache.seconds(out_dir, p.task))
 
 
 def _log_summary(result: manifest_lib.Manifest, planned: int, seconds: float) -> None:

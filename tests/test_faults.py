@@ -273,7 +273,7 @@ def test_a_bucket_that_refuses_a_write_mid_run_is_one_line_and_the_same_command_
     settings = writer.Settings(clip=ClipSpec(**SMALL), shard_size_mb=0.02)
     clean = writer.write_dataset(by_split, names, str(tmp_path / "clean"), settings)
     out, gfile = "ram://refusing-bucket/shards", storage._gfile()
-    bucket = _RefusingBucket(gfile, allowed=6)  # the run's fingerprint, then 5 clips
+    bucket = _RefusingBucket(gfile, allowed=11)  # the run's fingerprint, then 5 clips (each its duration and record)
     monkeypatch.setattr(storage, "_gfile", lambda: bucket)
     with pytest.raises(SystemExit) as ended:
         cli._guarded(lambda argv: writer.write_dataset(by_split, names, out, settings), "prepare")(["prepare"])

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline import manifest as manifest_lib
-from pipeline import index, records, shards, synthetic, verify, writer
+from pipeline import engine, index, records, shards, synthetic, verify, writer
 from pipeline.clip_spec import ClipSpec
 from pipeline import frames as frames_lib
 from pipeline.frames import read_clip, read_frames
@@ -100,12 +100,16 @@ def test_killed_run_resumes_to_the_same_shards(reference, video_tree, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.prepare", *args], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     clips = os.path.join(out, writer.WORK_DIR, "clips")
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (os.path.isdir(clips) and len(os.listdir(clips)) >= 3):
+
+    def done() -> int:
+        return len([n for n in os.listdir(clips) if n.endswith((".rec", ".skip"))]) if os.path.isdir(clips) else 0
+
+    while time.monotonic() < deadline and done() < 3:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL and not os.path.exists(os.path.join(out, "manifest.json"))
-    done_before = len([n for n in os.listdir(clips) if n.endswith((".rec", ".skip"))])
+    done_before = done()
     assert 3 <= done_before < 40
     result = run_module("pipeline.prepare", *args)
     assert result.returncode == 0, result.stderr
@@ -196,6 +200,28 @@ def test_manifest_is_json_with_settings(reference):
     assert m["format_version"] == 2 and m["clip"]["jpeg_quality"] == 90 and m["clip"]["candidates"] == 1
     assert m["settings"]["split_fractions"] == [0.7, 0.15, 0.15] and m["settings"]["clip"] == m["clip"]
     assert len(m["fingerprint"]) == 64
+
+
+class _StopBeforeShards(engine.LocalEngine):
+    """Encodes like the local engine, then fails as a job killed between the two phases would."""
+
+    def write_shards(self, out_dir, jobs):
+        raise RuntimeError("stopped before the shards")
+
+
+def test_a_cache_without_the_durations_beside_its_records_resumes_to_the_same_manifest(reference, video_tree, tmp_path):
+    """A clip cache written before the .seconds files existed: the manifest's durations come from the records."""
+    out = str(tmp_path / "out")
+    names, by_split = split_tree(video_tree)
+    with pytest.raises(RuntimeError, match="stopped before the shards"):
+        writer.write_dataset(by_split, names, out, SETTINGS, engine=_StopBeforeShards(2))
+    clips = os.path.join(out, writer.WORK_DIR, "clips")
+    durations = sorted(n for n in os.listdir(clips) if n.endswith(".seconds"))
+    assert len(durations) == 36  # one per kept clip (4 broken videos are skipped)
+    for name in durations[::2]:
+        os.remove(os.path.join(clips, name))
+    assert writer.write_dataset(by_split, names, out, SETTINGS, num_workers=2) == reference[1]
+    assert _shard_bytes(out) == _shard_bytes(reference[0])
 
 
 def test_beam_direct_runner_writes_the_local_writers_bytes(reference, video_tree, tmp_path):
