@@ -68,6 +68,7 @@ def _train_and_evaluate(name: str, config: trainer.TrainConfig, strategy: tf.dis
         "display_name": builder.DISPLAY_NAMES[name],
         "recipe": recipe.label,
         "frame_input": recipe.frame_input,
+        "recipe_settings": dataclasses.asdict(recipe),  # what the run trained with: the recipe, its front end's, the flags
         "fold": config.fold,
         **evaluation.classification_metrics(labels, probs, manifest.label_names),
         "test_video_accuracy": evaluation.accuracy(labels, video_probs),

@@ -70,8 +70,9 @@ def test_all_models_write_a_comparison(tmp_path):
     assert all(f"| {n} |" in table for n in ("SimpleRNN", "LSTM", "GRU", "CNN_SimpleRNN", "CNN_LSTM", "CNN_GRU", "ConvNet_GRU"))
     assert (tmp_path / "comparison_curves.png").stat().st_size > 10_000
     assert all((tmp_path / n / "metrics.json").exists() for n in MODEL_NAMES)
-    inputs = {n: json.loads((tmp_path / n / "metrics.json").read_text())["frame_input"] for n in ("cnn_gru", "convnet_gru")}
-    assert inputs == {"cnn_gru": "diff", "convnet_gru": "bg_diff+flow"}
+    settings = {n: json.loads((tmp_path / n / "metrics.json").read_text())["recipe_settings"] for n in ("cnn_gru", "convnet_gru")}
+    assert {n: (r["frame_input"], r["learning_rate"], r["dropout"]) for n, r in settings.items()} == {
+        "cnn_gru": ("diff", 3e-4, 0.5), "convnet_gru": ("bg_diff+flow", 1e-3, 0.2)}
 
 
 @pytest.mark.parametrize(
