@@ -82,12 +82,12 @@ def _model_names() -> list[str]:
 
 def _print_summary(names: list[str], manifest=None) -> None:
     """Each model's trainable parameter count, for the data dir's clips (default: prepare's defaults)."""
-    from models import recipes, trainable_params, trainer
+    from models import trainable_params, trainer
     from pipeline.clip_spec import PREPARED
 
     clip, num_classes = (manifest.clip, len(manifest.label_names)) if manifest else (PREPARED, 12)
     for name in names:
-        recipe = recipes.get(FLAGS.recipe[0], FLAGS.without, model=name, frame_input=FLAGS.frame_input, dropout=FLAGS.dropout)
+        recipe = trainer.recipe_of(_config(FLAGS.recipe[0]), name)  # as training would build it
         print(f"{name}\t{trainable_params(trainer.build(name, clip, num_classes, recipe))}")
 
 

@@ -116,27 +116,28 @@ class _Files:
 
 @dataclasses.dataclass(frozen=True)
 class _Sharding:
-    """This input pipeline's share: whole files when there are at least as many as pipelines,
-    else every pipelines-th record."""
+    """This input pipeline's share of the files read: whole files when there are at least as many
+    as pipelines (`by_files`), else every pipelines-th record."""
 
     pipelines: int = 1
     pipeline_id: int = 0
+    by_files: bool = False
 
     @classmethod
-    def of(cls, input_context: tf.distribute.InputContext | None) -> "_Sharding":
-        return cls(input_context.num_input_pipelines, input_context.input_pipeline_id) if input_context else cls()
+    def of(cls, input_context: tf.distribute.InputContext | None, files: _Files) -> "_Sharding":
+        if input_context is None or input_context.num_input_pipelines == 1:
+            return cls()
+        n = input_context.num_input_pipelines
+        return cls(n, input_context.input_pipeline_id, by_files=len(files.counts) >= n)
 
     def files(self, files: _Files) -> _Files:
-        if not self.by_files(files):
+        if not self.by_files:
             return files
         return _Files(files.paths.shard(self.pipelines, self.pipeline_id), files.counts[self.pipeline_id::self.pipelines])
 
-    def by_files(self, files: _Files) -> bool:
-        return self.pipelines > 1 and len(files.counts) >= self.pipelines
-
-    def records(self, ds: tf.data.Dataset, files: _Files) -> tf.data.Dataset:
-        """`ds` (records of `files`, before self.files) cut to this pipeline's share when files were not."""
-        return ds.shard(self.pipelines, self.pipeline_id) if self.pipelines > 1 and not self.by_files(files) else ds
+    def records(self, ds: tf.data.Dataset) -> tf.data.Dataset:
+        """`ds`, records of self.files(...), cut to this pipeline's share when the files were not."""
+        return ds.shard(self.pipelines, self.pipeline_id) if self.pipelines > 1 and not self.by_files else ds
 
 
 def _decoded_for_training(ds: tf.data.Dataset, spec: ClipSpec, training: Training) -> tf.data.Dataset:
@@ -158,7 +159,7 @@ def _files(data_dir: str, manifest: manifest_lib.Manifest, splits: Sequence[str]
     return _Files(tf.data.Dataset.from_tensor_slices((paths, tf.constant(counts, tf.int64))), counts)
 
 
-def _passes(files: _Files, training: Training, sharding: _Sharding, whole: _Files) -> tf.data.Dataset:
+def _passes(files: _Files, training: Training, sharding: _Sharding) -> tf.data.Dataset:
     """The training records, one pass over the files after another, forever.
 
     With a seed, each pass orders the files and then blocks of `shuffle_buffer` clips (as JPEG
@@ -168,11 +169,11 @@ def _passes(files: _Files, training: Training, sharding: _Sharding, whole: _File
     other passes than an uninterrupted one. Clips are shuffled within a pass, so each epoch is one
     pass: exactly when deterministic; otherwise parallel decode may finish a clip of the next epoch
     before the last few of this one. Without a seed, tf.data reshuffles each pass its own way.
-    `whole`: the files before this pipeline's share was taken (for a share by records).
+    `files`: this pipeline's share of the files (sharding.files).
     """
     buffer = min(training.shuffle_buffer, files.total)
     if training.seed is None:
-        return sharding.records(files.records(shuffled=True), whole).shuffle(buffer).repeat()
+        return sharding.records(files.records(shuffled=True)).shuffle(buffer).repeat()
     seed, n = training.seed, len(files.counts)
 
     def one_pass(number: tf.Tensor) -> tf.data.Dataset:
@@ -184,8 +185,7 @@ def _passes(files: _Files, training: Training, sharding: _Sharding, whole: _File
             block_seed = pass_seed * tf.constant([1, 1_000_003], tf.int64) + tf.stack([tf.constant(0, tf.int64), block_number + 1])
             return tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(block, seed=block_seed))
 
-        records_ = sharding.records(_Files(ordered, files.counts).records(), whole)
-        return records_.batch(buffer).enumerate().flat_map(permuted)
+        return sharding.records(_Files(ordered, files.counts).records()).batch(buffer).enumerate().flat_map(permuted)
 
     return tf.data.Dataset.range(2**62).flat_map(one_pass)
 
@@ -193,7 +193,7 @@ def _passes(files: _Files, training: Training, sharding: _Sharding, whole: _File
 def _training_pipeline(files: _Files, spec: ClipSpec, batch_size: int, training: Training, sharding: _Sharding) -> tf.data.Dataset:
     """Forever: this pipeline's share, shuffled per pass, decoded (a random candidate per
     segment), augmented, in full batches."""
-    ds = _decoded_for_training(_passes(sharding.files(files), training, sharding, files), spec, training)
+    ds = _decoded_for_training(_passes(sharding.files(files), training, sharding), spec, training)
     return ds.batch(batch_size, drop_remainder=True, num_parallel_calls=AUTOTUNE)
 
 
@@ -202,7 +202,7 @@ def _eval_pipeline(files: _Files, spec: ClipSpec, batch_size: int, view: int | N
     mine = sharding.files(files)
     ds = mine.paths.flat_map(_checked_records)
     # A known length lets Keras see the end of an evaluation without running into it.
-    ds = sharding.records(ds.apply(tf.data.experimental.assert_cardinality(mine.total)), files)
+    ds = sharding.records(ds.apply(tf.data.experimental.assert_cardinality(mine.total)))
     ds = ds.map(eval_decoder(spec, view), num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size, num_parallel_calls=AUTOTUNE)
 
@@ -251,7 +251,7 @@ def make_dataset(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     manifest = manifest or manifest_lib.load(data_dir)
     files = _files(data_dir, manifest, manifest_lib.as_names(splits))
-    sharding, draw = _Sharding.of(input_context), Training(augment, seed, shuffle_buffer, skip)
+    sharding, draw = _Sharding.of(input_context, files), Training(augment, seed, shuffle_buffer, skip)
     if data_service:
         if not training:
             raise ValueError("data_service: only training input goes through tf.data service")
