@@ -50,6 +50,11 @@ def video_tree(tmp_path_factory) -> str:
     return root
 
 
+def cached_clips(clips_dir: str) -> int:
+    """Clips a prepare run has finished in its cache (a record or a skip reason each)."""
+    return len([n for n in os.listdir(clips_dir) if n.endswith((".rec", ".skip"))]) if os.path.isdir(clips_dir) else 0
+
+
 def split_tree(root: str, seed: int = 0, group_regex: str = "") -> tuple[list[str], dict]:
     names, vids = index.resolve_labels(index.index_tree(root), None)
     vids = index.assign_groups(vids, group_regex or None)

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from pipeline import lock, synthetic, writer
-from tests.conftest import ROOT, make_shards, run_module
+from tests.conftest import ROOT, cached_clips, make_shards, run_module
 
 PREPARE = ["--num_frames=4", "--height=32", "--width=40", "--group_regex=^(actor\\d+)_", "--num_workers=1", "--shard_size_mb=0.05",
            "--candidates=1", "--noflow"]
@@ -133,7 +133,7 @@ def test_prepare_whose_output_is_removed_mid_run_names_it_and_the_same_command_r
     args = ["-m", "pipeline.prepare", f"--data_dir={videos}", f"--output_dir={out}", *PREPARE]
     first = _start(args)
     clips_dir = os.path.join(out, writer.WORK_DIR, "clips")
-    _wait_until(first, lambda: _cached(clips_dir) >= 5)
+    _wait_until(first, lambda: cached_clips(clips_dir) >= 5)
     while os.path.exists(out):  # the job keeps writing while it is removed: remove until it stays gone
         shutil.rmtree(out, ignore_errors=True)
     _, err = first.communicate(timeout=600)
@@ -394,17 +394,13 @@ def _wait_until(process: subprocess.Popen, condition, timeout: float = 300) -> N
         time.sleep(0.01)
 
 
-def _cached(clips_dir: str) -> int:
-    return len([n for n in os.listdir(clips_dir) if n.endswith((".rec", ".skip"))]) if os.path.isdir(clips_dir) else 0
-
-
 def _kill_when_encoded(args: list[str], clips_dir: str, count: int) -> int:
     """Start prepare, kill -9 it once `count` clips are cached; returns how many were."""
     proc = _start(["-m", "pipeline.prepare", *args])
-    _wait_until(proc, lambda: _cached(clips_dir) >= count)
+    _wait_until(proc, lambda: cached_clips(clips_dir) >= count)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
-    return _cached(clips_dir)
+    return cached_clips(clips_dir)
 
 
 def test_prepare_killed_at_seeded_points_resumes_each_time_to_a_clean_runs_bytes(videos, clean_run, tmp_path):

@@ -16,7 +16,7 @@ from pipeline import engine, index, records, shards, synthetic, verify, writer
 from pipeline.clip_spec import ClipSpec
 from pipeline import frames as frames_lib
 from pipeline.frames import read_clip, read_frames
-from tests.conftest import ROOT, SMALL, run_module, split_tree
+from tests.conftest import ROOT, SMALL, cached_clips, run_module, split_tree
 
 SETTINGS = writer.Settings(clip=ClipSpec(**SMALL), shard_size_mb=0.02)
 
@@ -100,16 +100,12 @@ def test_killed_run_resumes_to_the_same_shards(reference, video_tree, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.prepare", *args], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     clips = os.path.join(out, writer.WORK_DIR, "clips")
     deadline = time.monotonic() + 120
-
-    def done() -> int:
-        return len([n for n in os.listdir(clips) if n.endswith((".rec", ".skip"))]) if os.path.isdir(clips) else 0
-
-    while time.monotonic() < deadline and done() < 3:
+    while time.monotonic() < deadline and cached_clips(clips) < 3:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL and not os.path.exists(os.path.join(out, "manifest.json"))
-    done_before = done()
+    done_before = cached_clips(clips)
     assert 3 <= done_before < 40
     result = run_module("pipeline.prepare", *args)
     assert result.returncode == 0, result.stderr
