@@ -27,8 +27,9 @@ import tempfile
 from absl import app, flags, logging
 
 from models import kinds
-from pipeline import cli, export_asset, lock, runtimes, storage
+from pipeline import cli, export_asset, lock, storage
 from pipeline.clip_spec import ClipSpec
+from pipeline.inference import runtimes
 from pipeline.manifest import ManifestError
 
 FLAGS = flags.FLAGS
@@ -152,7 +153,8 @@ def _write_file_export(model, path: str, asset: export_asset.ExportAsset, fmt: F
 def _calibration_clips(run_dir: str, fmt: Format):
     """uint8 clips [1, T, H, W, 3P] of the run's training split (centre view, no augmentation)."""
     from models import experiment
-    from pipeline import make_dataset, manifest as manifest_lib
+    from pipeline import make_dataset
+    from pipeline import manifest as manifest_lib
 
     metrics = experiment.load_result(run_dir) or {}
     data_dir = fmt.data_dir or metrics.get("config", {}).get("data_dir")

@@ -14,8 +14,10 @@ import numpy as np  # noqa: E402
 
 from pipeline import frames as frames_lib  # noqa: E402
 from pipeline import manifest as manifest_lib  # noqa: E402
-from pipeline import records, shards, synthetic  # noqa: E402
+from pipeline import records  # noqa: E402
 from pipeline.clip_spec import ClipSpec  # noqa: E402
+from pipeline.sources import synthetic  # noqa: E402
+from pipeline.writing import shards  # noqa: E402
 
 
 def night_clip(rng: np.random.Generator, num_frames: int, height: int, width: int) -> np.ndarray:

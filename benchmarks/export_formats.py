@@ -35,7 +35,8 @@ def test_clips(data_dir: str, fold):
     """(encoded clips, labels) of the test split, read from its shards."""
     import tensorflow as tf
 
-    from pipeline import manifest as manifest_lib, records
+    from pipeline import manifest as manifest_lib
+    from pipeline import records
     from pipeline.frames import EncodedClip
 
     m = manifest_lib.load(data_dir)
@@ -65,7 +66,7 @@ def measure_model(model_dir: str, name: str, out_dir: str) -> dict:
     import tensorflow as tf
 
     import export
-    from pipeline import runtimes
+    from pipeline.inference import runtimes
 
     run_dir = os.path.join(model_dir, name)
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))

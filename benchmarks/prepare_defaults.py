@@ -24,15 +24,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline import index, synthetic  # noqa: E402
+from pipeline import index  # noqa: E402
 from pipeline.clip_spec import PREPARED, ClipSpec  # noqa: E402
+from pipeline.sources import synthetic  # noqa: E402
 
 SIZES = {"full": dict(clips_per_class=4, height=240, width=320), "small": dict(clips_per_class=1, height=60, width=80)}
 
 
 def prepare_seconds(by_split, names, out_dir: str, clip: ClipSpec, workers: int) -> tuple[float, int]:
     """(seconds, shard bytes) of one prepare of the videos into a fresh `out_dir`."""
-    from pipeline import writer
+    from pipeline.writing import writer
 
     start = time.perf_counter()
     manifest = writer.write_dataset(by_split, names, out_dir, writer.Settings(clip=clip), num_workers=workers)

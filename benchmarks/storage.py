@@ -19,7 +19,7 @@ import tempfile
 
 import common
 
-from pipeline import synthetic
+from pipeline.sources import synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RAW = 10 * 240 * 320 * 3

@@ -5,7 +5,7 @@ decode keeps it flat.
     python benchmarks/timeline_memory.py --size=small   # CI: 320 x 180 at 10 fps: 6 s vs 96 s
 
 The input is one minute (or 6 s) of textured moving 720p H.264 in MPEG-TS, and the same bytes 16
-times over (TS streams concatenate). Each run reads every window of it (pipeline.windows: decode,
+times over (TS streams concatenate). Each run reads every window of it (pipeline.inference.windows: decode,
 letterbox, JPEG, record) at the clip settings of the demo (10 x 60 x 80, 1.73 s windows every
 0.87 s) in its own process and reports its peak resident set size (ru_maxrss) and windows per
 second. Goal: peak(16x) / peak(1x) <= 1.1.
@@ -50,8 +50,8 @@ def write_minute(path: str, s: dict) -> None:
 
 
 def child(path: str) -> None:
-    from pipeline import windows
     from pipeline.clip_spec import ClipSpec
+    from pipeline.inference import windows
 
     start = time.perf_counter()
     n = sum(1 for _ in windows.WindowReader(path, ClipSpec(10, 60, 80), WINDOW, STRIDE))

@@ -5,8 +5,8 @@ overlapping windows, against running every window whole; CPU, cnn_gru and mobile
     python benchmarks/timeline_reuse.py --size=small   # CI: 10 x 32 x 40, 12 s
 
 The input is the built-in long video (synthetic.generate_long, 15 fps); windows of 1.733 s (the
-demo data's median clip) every 0.867 s are read once (pipeline.windows), then both classifiers
-(pipeline.runtimes: SavedModelClassifier, ReusingClassifier) answer them in batches of 8, in this
+demo data's median clip) every 0.867 s are read once (pipeline.inference.windows), then both classifiers
+(pipeline.inference.runtimes: SavedModelClassifier, ReusingClassifier) answer them in batches of 8, in this
 process, on the same windows: the ratio is the figure. Untrained models with rgb input (the paper
 recipe; the speed does not depend on the weights). Also printed: the share of time steps whose
 features were computed rather than reused, and the largest difference between the answers.
@@ -37,8 +37,9 @@ def windows_per_second(classifier, clips: list, batch: int = 8) -> tuple[float, 
 
 def main() -> None:
     from models import recipes, serving, trainer
-    from pipeline import runtimes, synthetic, windows
     from pipeline.clip_spec import ClipSpec
+    from pipeline.inference import runtimes, windows
+    from pipeline.sources import synthetic
 
     size = common.size_arg()
     s = SIZES[size]

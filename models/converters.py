@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline.runtimes import QUANTIZATIONS
+from pipeline.inference.runtimes import QUANTIZATIONS
 
 RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 ONNX_OPSET = 17

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from sklearn import metrics as sk
 
-from pipeline.input import make_dataset
+from pipeline.input.dataset import make_dataset
 from pipeline.manifest import Manifest, as_names
 
 

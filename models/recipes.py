@@ -39,7 +39,7 @@ class Recipe:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     feature_norm: tuple[str, ...] = ()  # the cells whose per-frame features are LayerNormalized
-    augment: float = 0.0  # strength of the night augmentation (pipeline.augment): 0 off, 1 full
+    augment: float = 0.0  # strength of the night augmentation (pipeline.input.augment): 0 off, 1 full
     frame_input: str = "rgb"  # what the model sees of each frame (models.builder.FRAME_INPUTS)
     dropout: float = 0.5  # the models' dropout rate (the original's 0.5)
     without: tuple[str, ...] = ()  # the parts switched off (COMPONENTS), for ablations

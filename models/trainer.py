@@ -28,10 +28,11 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from models import builder, multi_worker, recipes, strategy as strategy_lib
+from models import builder, multi_worker, recipes
+from models import strategy as strategy_lib
 from pipeline import storage
 from pipeline.clip_spec import ClipSpec
-from pipeline.input import make_dataset
+from pipeline.input.dataset import make_dataset
 from pipeline.manifest import Manifest
 from pipeline.progress import Progress
 

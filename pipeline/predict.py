@@ -5,7 +5,7 @@
         [--stride=SECONDS] [--threshold=0.5] [--output=windows.jsonl|.csv] [--plot=timeline.png]
     python -m pipeline.predict --model=exported/cnn_gru/1 rtsp://camera/stream   # live: a timeline
 
-A timeline (pipeline.windows, pipeline.timeline) slides a window over one sequential decode of
+A timeline (pipeline.inference.windows, pipeline.inference.timeline) slides a window over one sequential decode of
 the input; each window is sampled as prepare samples a clip of that duration (default: the median
 duration of the training videos, which the export carries) and classified; windows of one class
 merge into segments, printed as they close ("00:12.0-00:18.5 Run 0.91").
@@ -13,7 +13,7 @@ merge into segments, printed as they close ("00:12.0-00:18.5 Run 0.91").
 Each video (or window) goes through exactly what prepare does to it (`frames.read_encoded_clip`: decode,
 sample, letterbox, JPEG at the training data's quality, by the ClipSpec the export carries) and into
 the SavedModel's `classify_records` signature, which parses and decodes it with the training
-pipeline's own code (LiteRT and ONNX: pipeline.runtimes decodes it to the same pixels): no
+pipeline's own code (LiteRT and ONNX: pipeline.inference.runtimes decodes it to the same pixels): no
 train/serve skew. An unreadable video is reported and the others still run; the exit code is
 non-zero if any failed.
 """
@@ -28,8 +28,9 @@ from typing import Any, Callable
 
 from absl import app, flags, logging
 
-from pipeline import cli, export_asset, timeline
+from pipeline import cli, export_asset
 from pipeline.clip_spec import ClipSpec
+from pipeline.inference import timeline
 
 FLAGS = flags.FLAGS
 
@@ -66,8 +67,9 @@ def top_classes(probabilities, label_names: list[str], k: int) -> list[dict[str,
 
 def predict(model_path: str, paths: list[str], top_k: int) -> list[dict[str, Any]]:
     """One result per path: {'video', 'top': [...], 'seconds'} or {'video', 'error'}. model_path:
-    an export of any format (pipeline.runtimes)."""
-    from pipeline import frames, runtimes
+    an export of any format (pipeline.inference.runtimes)."""
+    from pipeline import frames
+    from pipeline.inference import runtimes
 
     classifier = runtimes.load(model_path)
     results = []
@@ -111,7 +113,8 @@ def run_timeline(model_path: str, path: str, settings: TimelineSettings, rows: t
     """Classify `path` window by window with an export of any format; each segment goes to
     `on_segment` as it closes and each window to `rows`. A stall, an error or Ctrl-C ends the
     input early: the timeline so far is kept. VideoError when the input cannot be opened at all."""
-    from pipeline import frames, runtimes, windows
+    from pipeline import frames
+    from pipeline.inference import runtimes, windows
 
     classifier = runtimes.load(model_path, windows=settings.reuse)
     asset = classifier.asset
@@ -190,8 +193,8 @@ def timeline_main(path: str, asset: export_asset.ExportAsset, needs_tensorflow: 
 
 
 def main(argv: list[str]) -> None:
-    from pipeline import runtimes
     from pipeline.frames import is_live
+    from pipeline.inference import runtimes
 
     paths = argv[1:]
     if not FLAGS.model or not paths:

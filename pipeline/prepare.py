@@ -72,7 +72,7 @@ def _engine():
         if FLAGS.beam_options:
             raise app.UsageError("--beam_options needs --runner")
         return None
-    from pipeline.beam_engine import BeamEngine
+    from pipeline.writing.beam_engine import BeamEngine
 
     return BeamEngine(FLAGS.runner, FLAGS.beam_options)
 
@@ -128,8 +128,8 @@ def main(argv: list[str]) -> None:
 
 def _write(clip: ClipSpec, label_names: list[str], by_split: dict[str, list[index.Video]], engine) -> None:
     cli.tensorflow()
-    from pipeline import writer
     from pipeline.manifest import ManifestError
+    from pipeline.writing import writer
 
     try:
         settings = writer.Settings(

@@ -48,7 +48,7 @@ def verify_shard(data_dir: str, shard: manifest_lib.Shard, manifest: manifest_li
     """Problems with one shard, each naming the file and the check that failed."""
     import tensorflow as tf
 
-    from pipeline import shards
+    from pipeline.writing import shards
 
     path = os.path.join(data_dir, shard.file)
     if not tf.io.gfile.exists(path):
@@ -69,7 +69,7 @@ def verify(data_dir: str, manifest: manifest_lib.Manifest | None = None) -> list
     unless given)."""
     import tensorflow as tf
 
-    from pipeline import shards
+    from pipeline.writing import shards
 
     if manifest is None:
         try:

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from pipeline import index, synthetic
+from pipeline import index
+from pipeline.sources import synthetic
 from tests import videos
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,8 +78,9 @@ def make_shards(out_dir: str, sizes: dict, num_classes: int = 3, num_frames: int
 
     from pipeline import frames as frames_lib
     from pipeline import manifest as manifest_lib
-    from pipeline import records, shards
+    from pipeline import records
     from pipeline.clip_spec import ClipSpec
+    from pipeline.writing import shards
 
     os.makedirs(out_dir, exist_ok=True)
     names = [f"class{c}" for c in range(num_classes)]

@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from pipeline import download
+from pipeline.sources import download
 
 
 def _zip(entries):

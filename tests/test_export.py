@@ -14,8 +14,11 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from models import serving, trainer
-from pipeline import export_asset, make_dataset, manifest as manifest_lib, predict, records, synthetic, writer
+from pipeline import export_asset, make_dataset, predict, records
+from pipeline import manifest as manifest_lib
 from pipeline.clip_spec import ClipSpec
+from pipeline.sources import synthetic
+from pipeline.writing import writer
 from tests.conftest import ROOT, SMALL, run_module, split_tree
 
 MODEL = "cnn_lstm"
@@ -254,7 +257,7 @@ def _encoded_test_clips(trained, video_tree):
 
 
 def test_litert_and_onnx_exports_answer_like_the_saved_model_in_their_own_runtimes(trained, file_exports, video_tree):
-    from pipeline import runtimes
+    from pipeline.inference import runtimes
 
     assert sorted(file_exports) == [f"{MODEL}-onnx", f"{MODEL}-tflite", f"{MODEL}-tflite-float16", f"{MODEL}-tflite-int8"]
     clips = _encoded_test_clips(trained, video_tree)
@@ -307,7 +310,8 @@ def test_quantize_is_only_for_litert_and_int8_needs_training_clips(trained, tmp_
 
 
 def test_centre_view_decoded_with_opencv_is_the_training_pipelines_view(video_tree):
-    from pipeline import frames, runtimes
+    from pipeline import frames
+    from pipeline.inference import runtimes
 
     spec = ClipSpec(num_frames=3, height=24, width=32, candidates=3, with_next=True, flow=True)
     video = os.path.join(video_tree, synthetic.CLASS_NAMES[3], os.listdir(os.path.join(video_tree, synthetic.CLASS_NAMES[3]))[0])

@@ -20,7 +20,9 @@ import time
 
 import pytest
 
-from pipeline import lock, synthetic, writer
+from pipeline import lock
+from pipeline.sources import synthetic
+from pipeline.writing import writer
 from tests.conftest import ROOT, cached_clips, make_shards, run_module
 
 PREPARE = ["--num_frames=4", "--height=32", "--width=40", "--group_regex=^(actor\\d+)_", "--num_workers=1", "--shard_size_mb=0.05",
@@ -174,7 +176,7 @@ def test_a_lock_left_by_a_killed_process_does_not_block_and_a_live_one_does(tmp_
 
 def test_an_empty_split_is_said_at_the_end_with_the_counts_and_the_flags_to_change(tmp_path, caplog):
     manifest = make_shards(str(tmp_path), {"train": 6, "validation": 2, "test": 0})
-    caplog.set_level("WARNING", logger="pipeline.writer")
+    caplog.set_level("WARNING", logger="pipeline.writing.writer")
     writer._log_summary(manifest, planned=8, seconds=1.0)
     assert [r.getMessage() for r in caplog.records] == [
         "the test split is empty (8 clips: train 6, validation 2, test 0): too few clips or groups for the split; train.py "

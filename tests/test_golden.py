@@ -12,8 +12,10 @@ import json
 import os
 import sys
 
-from pipeline import index, manifest as manifest_lib, shards, writer
+from pipeline import index
+from pipeline import manifest as manifest_lib
 from pipeline.clip_spec import ClipSpec
+from pipeline.writing import shards, writer
 from tests import videos
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "prepare.json")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import augment, make_dataset
+from pipeline import make_dataset
+from pipeline.input import augment
 from tests.conftest import make_shards, pixel
 
 
@@ -91,8 +92,11 @@ def test_seeded_augmented_training_input_is_the_same_bytes_every_time(tmp_path):
     # Textured 64 x 80 clips: with a float mean over the whole clip (threads summing in varying
     # order), 27 of 1.2 million pixels of these 30 batches came out one level apart between the
     # two passes, and --deterministic training runs ended with different weights.
-    from pipeline import frames as frames_lib, manifest as manifest_lib, records, shards
+    from pipeline import frames as frames_lib
+    from pipeline import manifest as manifest_lib
+    from pipeline import records
     from pipeline.clip_spec import ClipSpec
+    from pipeline.writing import shards
 
     rng = np.random.default_rng(0)
     recs, examples = [], []

@@ -4,9 +4,9 @@ import dataclasses
 
 import pytest
 
-from pipeline import plan
 from pipeline.clip_spec import ClipSpec
 from pipeline.index import Video
+from pipeline.writing import plan
 
 NAMES = ("jump", "run", "walk")
 

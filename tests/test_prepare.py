@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import manifest as manifest_lib
-from pipeline import engine, index, records, shards, synthetic, verify, writer
-from pipeline.clip_spec import ClipSpec
 from pipeline import frames as frames_lib
+from pipeline import index, records, verify
+from pipeline import manifest as manifest_lib
+from pipeline.clip_spec import ClipSpec
 from pipeline.frames import read_clip, read_frames
+from pipeline.sources import synthetic
+from pipeline.writing import engine, shards, writer
 from tests.conftest import ROOT, SMALL, cached_clips, run_module, split_tree
 
 SETTINGS = writer.Settings(clip=ClipSpec(**SMALL), shard_size_mb=0.02)

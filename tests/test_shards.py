@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline import shards
+from pipeline.writing import shards
 
 
 def test_shard_count_keeps_each_near_the_size_and_at_least_one():

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import trainer
 from models import strategy as strategy_lib
-from pipeline import export_asset, index, make_dataset, storage, writer
+from models import trainer
+from pipeline import export_asset, index, make_dataset, storage
 from pipeline import manifest as manifest_lib
 from pipeline.clip_spec import ClipSpec
 from pipeline.frames import VideoError, read_clip
+from pipeline.writing import writer
 from tests.conftest import SMALL, make_shards, split_tree
 
 SETTINGS = writer.Settings(clip=ClipSpec(**SMALL), shard_size_mb=0.02)  # several shards per split

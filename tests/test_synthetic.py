@@ -7,8 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import index, synthetic
+from pipeline import index
 from pipeline.frames import read_clip
+from pipeline.sources import synthetic
 
 
 def test_actors_keep_their_size_speed_and_place_in_every_class():
@@ -46,7 +47,7 @@ def test_hard_videos_are_prepared_and_split_by_actor(tmp_path):
 
 
 def test_nightify_darkens_adds_fresh_noise_and_keeps_the_tree(tmp_path):
-    from pipeline import nightify
+    from pipeline.sources import nightify
     from tests import videos
 
     src, dst = tmp_path / "day", tmp_path / "night"
@@ -71,7 +72,7 @@ def test_nightify_darkens_adds_fresh_noise_and_keeps_the_tree(tmp_path):
 
 
 def test_nightify_monochrome_is_grey():
-    from pipeline import nightify
+    from pipeline.sources import nightify
 
     rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     out = nightify.darken(rgb, nightify.Night(monochrome=True), np.random.default_rng(1))

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import frames, records, synthetic, timeline, windows
+from pipeline import frames, records
 from pipeline.clip_spec import ClipSpec
+from pipeline.inference import timeline, windows
+from pipeline.sources import synthetic
 from tests import videos
 
 SPEC = ClipSpec(num_frames=4, height=24, width=32)
@@ -216,7 +218,7 @@ def test_the_long_video_generator_says_where_each_action_is(tmp_path):
 ])
 def test_reused_front_end_features_answer_like_the_whole_window(long_video, tmp_path, name, spec, frame_input):
     from models import recipes, serving, trainer
-    from pipeline import runtimes
+    from pipeline.inference import runtimes
 
     model = trainer.build(name, spec, 3, recipes.get("improved", frame_input=frame_input))
     saved = str(tmp_path / "saved")

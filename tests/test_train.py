@@ -134,7 +134,7 @@ def test_a_cnn_model_learns_the_builtin_data_well_above_chance(recipe, tmp_path)
     so passing means it learned. (Measured here, deterministic: paper at 1e-3 0.71 in 27 s of
     training; improved 1.00 in 116 s with another job on the cores.)
     """
-    from pipeline import synthetic
+    from pipeline.sources import synthetic
 
     videos, shards = str(tmp_path / "videos"), str(tmp_path / "shards")
     synthetic.generate(videos, clips_per_class=16, num_actors=8, seed=0)  # 8 groups of 24 clips

@@ -3,7 +3,7 @@
 import os
 import time
 
-from pipeline import workers
+from pipeline.writing import workers
 
 
 def _square(x):

@@ -8,9 +8,9 @@ Two phases, both resumable:
    (temporary name, then rename) and the manifest is written last. Shards that already exist
    under their final name are complete and are not written again.
 
-The writer is the driver: the plan (pipeline.plan: pure, which clip goes where, shard
-boundaries), OUT and its clip cache (pipeline.clip_cache), and an engine that runs the two
-phases (pipeline.engine: `LocalEngine`, or `pipeline.beam_engine.BeamEngine`). The plan depends
+The writer is the driver: the plan (pipeline.writing.plan: pure, which clip goes where, shard
+boundaries), OUT and its clip cache (pipeline.writing.clip_cache), and an engine that runs the two
+phases (pipeline.writing.engine: `LocalEngine`, or `pipeline.beam_engine.BeamEngine`). The plan depends
 only on the inputs and settings, so the shards are byte-identical whatever the number of
 workers, the engine, and across runs.
 """
@@ -23,12 +23,13 @@ import logging
 import time
 from typing import Sequence
 
-from pipeline import clip_cache, lock
+from pipeline import lock
 from pipeline import manifest as manifest_lib
-from pipeline.clip_cache import WORK_DIR, OutputDirError  # noqa: F401 (the writer's API: prepare, tests)
-from pipeline.engine import Engine, LocalEngine
 from pipeline.index import Video
-from pipeline.plan import Planned, Settings, fingerprint, make_plan, plan_shards
+from pipeline.writing import clip_cache
+from pipeline.writing.clip_cache import WORK_DIR, OutputDirError  # noqa: F401 (the writer's API: prepare, tests)
+from pipeline.writing.engine import Engine, LocalEngine
+from pipeline.writing.plan import Planned, Settings, fingerprint, make_plan, plan_shards
 
 log = logging.getLogger(__name__)
 

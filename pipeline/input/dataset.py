@@ -22,10 +22,10 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from pipeline import augment as augment_lib
 from pipeline import manifest as manifest_lib
 from pipeline import records
 from pipeline.clip_spec import ClipSpec
+from pipeline.input import augment as augment_lib
 
 AUTOTUNE = tf.data.AUTOTUNE
 

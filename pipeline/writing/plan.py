@@ -13,9 +13,9 @@ import hashlib
 import json
 from typing import Mapping, Sequence
 
-from pipeline import shards
 from pipeline.clip_spec import ClipSpec
 from pipeline.index import Video
+from pipeline.writing import shards
 
 
 @dataclasses.dataclass(frozen=True)

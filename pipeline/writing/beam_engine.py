@@ -7,7 +7,7 @@ The driver (this process) indexes and splits the videos and plans exactly as the
 does (`pipeline.writer.write_dataset`; `BeamEngine` is its other `pipeline.engine.Engine`); Beam
 runs the per-video step (decode, sample, letterbox, JPEG: the same `read_encoded_clip`) on as
 many workers as the runner gives, each writing its clip to OUT/.prepare/clips through
-pipeline.clip_cache like the local writer's worker processes; a second pipeline writes
+pipeline.writing.clip_cache like the local writer's worker processes; a second pipeline writes
 one shard per element. So the shards and manifest are byte for byte the local writer's, and a
 rerun after a failure resumes from the clips already cached.
 
@@ -22,11 +22,12 @@ import os
 import shlex
 from typing import Sequence
 
-from pipeline import clip_cache, storage
+from pipeline import storage
 from pipeline.frames import read_encoded_clip
 from pipeline.manifest import Shard
-from pipeline.plan import Planned, Settings, ShardJob, video_job
-from pipeline.workers import describe_error
+from pipeline.writing import clip_cache
+from pipeline.writing.plan import Planned, Settings, ShardJob, video_job
+from pipeline.writing.workers import describe_error
 
 INSTALL_HINT = "Apache Beam is not installed; install the optional extra: pip install '.[beam]'"
 

@@ -5,7 +5,8 @@ holds a finished clip's serialized record (beside it <task>.seconds, the duratio
 lists, so that the manifest does not read every record again) and <task>.skip the reason a video
 was skipped, each written atomically, so a killed run keeps every clip it finished. Shards are written from the
 cache (temporary name, then rename) and the cache is removed once the manifest is written.
-Every engine (pipeline.engine) reads and writes OUT only through these functions.
+Every engine (pipeline.writing.engine) reads and writes OUT only through these functions. TensorFlow
+(pipeline.records) is imported only to make or read a record.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import os
 from typing import Sequence
 
 from pipeline import manifest as manifest_lib
-from pipeline import records, shards, storage
+from pipeline import storage
 from pipeline.frames import EncodedClip
-from pipeline.plan import Planned, ShardJob
+from pipeline.writing import shards
+from pipeline.writing.plan import Planned, ShardJob
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,11 @@ def seconds(out_dir: str, task: int) -> float:
     """The source duration a finished clip's record carries (from the record itself in a cache
     written before the .seconds files were)."""
     path = _clip_path(out_dir, task, "seconds")
-    return float(storage.read_text(path)) if storage.exists(path) else records.seconds_of(record(out_dir, task))
+    if storage.exists(path):
+        return float(storage.read_text(path))
+    from pipeline import records  # TensorFlow, loaded only to parse a record
+
+    return records.seconds_of(record(out_dir, task))
 
 
 def record_bytes(out_dir: str, tasks: Sequence[int]) -> dict[int, int]:
@@ -99,6 +105,8 @@ def record_bytes(out_dir: str, tasks: Sequence[int]) -> dict[int, int]:
 def store_outcome(out_dir: str, p: Planned, label_names: Sequence[str], ok: bool, value: EncodedClip | None, error: str) -> None:
     """Cache one clip's result: its serialized record, or why it was skipped."""
     if ok:
+        from pipeline import records  # TensorFlow, loaded only to make a record
+
         encoded = records.encode(value.jpegs, value.indices, value.frames_decoded, p.label, label_names[p.label], p.video.source,
                                  value.seconds)
         storage.write_atomic(_clip_path(out_dir, p.task, "seconds"), repr(records.seconds_of(encoded)))

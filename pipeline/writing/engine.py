@@ -1,7 +1,7 @@
 """What runs prepare's two phases: the engine protocol, and the engine of this machine.
 
-An engine encodes the planned clips into the clip cache (pipeline.clip_cache) and writes the
-planned shards from it; the writer (pipeline.writer) plans, owns OUT and writes the manifest.
+An engine encodes the planned clips into the clip cache (pipeline.writing.clip_cache) and writes the
+planned shards from it; the writer (pipeline.writing.writer) plans, owns OUT and writes the manifest.
 Every engine goes through the same cache functions and the same per-video step
 (`frames.read_encoded_clip` of `plan.video_job`), so their output bytes are the same:
 `LocalEngine` here, `pipeline.beam_engine.BeamEngine` on Apache Beam.
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Protocol, Sequence
 
-from pipeline import clip_cache
 from pipeline.frames import read_encoded_clip
 from pipeline.manifest import Shard
-from pipeline.plan import Planned, Settings, ShardJob, video_job
 from pipeline.progress import Progress
-from pipeline.workers import run_tasks
+from pipeline.writing import clip_cache
+from pipeline.writing.plan import Planned, Settings, ShardJob, video_job
+from pipeline.writing.workers import run_tasks
 
 
 class Engine(Protocol):

@@ -1,0 +1,1 @@
+"""The training side: shards to tf.data input (`dataset.make_dataset`) and its augmentation."""
