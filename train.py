@@ -33,9 +33,9 @@ flags.DEFINE_list("without", [], "Parts of the recipe to switch off (ablations):
                   "weight_decay, label_smoothing, augment, motion.")
 flags.DEFINE_float("learning_rate", None, "Learning rate (the peak, with a schedule); default: the recipe's (improved 3e-4, paper 1e-4).")
 flags.DEFINE_string("frame_input", None, "What the model sees of each frame, parts joined by '+': rgb (pixels), diff "
-                    "(minus the frame kept before: change of pose), next_diff (the next frame minus it: motion; data "
+                    "(minus the frame kept before: change of pose), next_diff (the partner frame minus it: motion; data "
                     "prepared --with_next), bg_diff (minus the clip's per-pixel median: the moving actor), flow (the "
-                    "optical flow to the next frame; data prepared --flow), e.g. bg_diff+flow; computed inside the "
+                    "optical flow to the partner frame; data prepared --flow), e.g. bg_diff+flow; computed inside the "
                     "model; default: the recipe's.")
 flags.register_validator("frame_input", lambda v: v is None or _valid_frame_input(v),
                          message=f"a '+' join of {', '.join(kinds.FRAME_INPUT_PARTS)}")

@@ -5,8 +5,8 @@
     -> Dropout(0.5) -> RNN(32) -> Dropout(0.5) -> Dense(classes, softmax, float32)
 
 Frame input: "rgb" (pixels scaled to [0, 1]), "diff" (each kept frame minus the one kept before,
-zeros for the first: change of pose over a segment), "next_diff" (each frame's successor minus
-the frame: motion over one frame interval, for clips with the next frame), "bg_diff" (minus the
+zeros for the first: change of pose over a segment), "next_diff" (each frame's partner, next_gap
+frames later, minus the frame: motion over that interval, for clips with_next), "bg_diff" (minus the
 clip's per-pixel median), "flow" (the stored optical flow, for clips prepared with it), or a '+'
 join of them, stacked on channels. Computed inside the model, so a served model takes the same
 uint8 images whatever the choice.
@@ -54,7 +54,7 @@ class FrameDifference(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="noctact")
 class NextDifference(layers.Layer):
-    """Each time step's successor frame minus its frame: [B, T, H, W, 6] -> [B, T, H, W, 3]."""
+    """Each time step's partner frame minus its frame: [B, T, H, W, 6] -> [B, T, H, W, 3]."""
 
     def call(self, x):
         return x[..., 3:6] - x[..., 0:3]
@@ -175,7 +175,7 @@ def check_frame_input(frame_input: str, frames_per_step: int) -> tuple[str, ...]
     if frames_per_step not in (1, 2, 4):
         raise ValueError(f"frames_per_step must be 1, 2 or 4, got {frames_per_step}")
     if NEEDS_NEXT in parts and frames_per_step < 2:
-        raise ValueError(f"frame_input: {frame_input} needs each frame's successor; prepare the data with --with_next")
+        raise ValueError(f"frame_input: {frame_input} needs each frame's partner frame; prepare the data with --with_next")
     if NEEDS_FLOW in parts and frames_per_step != 4:
         raise ValueError(f"frame_input: {frame_input} needs the optical flow; prepare the data with --flow (prepare's default)")
     return parts
@@ -198,7 +198,7 @@ def build_model(
     frames_per_step: int = 1,
 ) -> keras.Model:
     """One of MODEL_NAMES. Input: uint8 frames [B, T, H, W, 3 * frames_per_step] (with 2, each time
-    step's frame and its successor on the channel axis; with 4, then the flow's x and y images:
+    step's frame and its partner on the channel axis; with 4, then the flow's x and y images:
     ClipSpec); output: probabilities [B, classes].
 
     feature_norm: LayerNormalization of the per-frame features before the recurrent stack.

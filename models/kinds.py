@@ -37,10 +37,10 @@ MODEL_NAMES = tuple(MODELS)
 DISPLAY_NAMES = {name: kind.display_name for name, kind in MODELS.items()}
 # What the model computes from each time step's frames, as parts joined by "+" (stacked on the
 # channel axis in this order): "rgb" the pixels; "diff" the kept frame minus the one kept before it
-# (a segment earlier: change of pose); "next_diff" the frame's successor minus the frame (1/fps
+# (a segment earlier: change of pose); "next_diff" the frame's partner minus the frame (next_gap/fps
 # apart: motion, TSN's RGB difference; clips prepared --with_next); "bg_diff" the frame minus the
 # clip's per-pixel median over its time steps (a static camera's background: what moves, as a
-# silhouette, Weizmann's classic cue); "flow" the optical flow from the frame to its successor, x
+# silhouette, Weizmann's classic cue); "flow" the optical flow from the frame to its partner, x
 # and y in [-1, 1] (clips prepared --flow; pipeline.flow).
 FRAME_INPUT_PARTS = ("rgb", "diff", "next_diff", "bg_diff", "flow")
 FRAME_INPUTS = ("rgb", "diff", "rgb+diff", "next_diff", "rgb+next_diff", "bg_diff", "bg_diff+next_diff",

@@ -1,7 +1,7 @@
 """A trained model as a SavedModel for TF Serving or plain TensorFlow.
 
 Signatures:
-    serving_default(frames uint8 [None, T, H, W, 3P])  (P = 2: each frame and its successor)
+    serving_default(frames uint8 [None, T, H, W, 3P])  (P = 2: each frame and its partner)
     classify_records(records string [None])      serialized clips in the shard format
 both -> probabilities float32 [None, C], class_id int64 [None], class_name string [None].
 For reuse across overlapping windows (a timeline), when every time step's input depends on that

@@ -3,10 +3,12 @@
 A clip covers a video with `num_frames` equal segments (T, the model's time steps). Each segment
 keeps `candidates` frames (K, odd; TSN's segment sampling: training draws one per segment each
 epoch, evaluation takes the centre one, which is the frame a plain even spread of T picks), and
-with `with_next` the frame right after each kept one too (P = 2: the pair whose difference is
-TSN's "RGB difference", motion over 1/fps seconds instead of over a whole segment). With `flow`
-(which needs the pair) the optical flow from each kept frame to its successor follows it, as two
-grey images, x then y (P = 4; pipeline.flow says how it is computed and quantised).
+with `with_next` its partner too, the frame `next_gap` frames after each kept one (P = 2: the pair
+whose difference is TSN's "RGB difference", motion over next_gap / fps seconds instead of over a
+whole segment). With `flow` (which needs the pair) the optical flow from each kept frame to its
+partner follows it, as two grey images, x then y (P = 4; pipeline.flow says how it is computed and
+quantised). A gap of 2 doubles the motion the flow sees against nearly the same sensor-noise error,
+which is what helps at night (BUILD_NOTES, real video); prepare's default.
 
 Stored order, for segment t, candidate j and member p: position (t * K + j) * P + p.
 The model takes, per clip, one candidate of each segment with its members stacked on the channel
@@ -41,9 +43,10 @@ class ClipSpec:
     candidates: int = 1
     with_next: bool = False
     flow: bool = False
+    next_gap: int = 1  # frames from a kept frame to its partner (with_next); 1: the next frame
 
     def __post_init__(self) -> None:
-        for name in ("num_frames", "height", "width", "candidates"):
+        for name in ("num_frames", "height", "width", "candidates", "next_gap"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -51,11 +54,13 @@ class ClipSpec:
         if self.candidates % 2 == 0:
             raise ValueError(f"candidates must be odd (one of them is the centre), got {self.candidates}")
         if self.flow and not self.with_next:
-            raise ValueError("flow needs with_next: the flow runs from each kept frame to the next one")
+            raise ValueError("flow needs with_next: the flow runs from each kept frame to its partner")
+        if self.next_gap != 1 and not self.with_next:
+            raise ValueError(f"next_gap {self.next_gap} needs with_next (or flow): it is the distance to the partner frame")
 
     @property
     def frames_per_step(self) -> int:
-        """P: images the model sees at each time step: the frame; its successor with_next; the
+        """P: images the model sees at each time step: the frame; its partner with_next; the
         flow's x and y images with flow."""
         return 1 + int(self.with_next) + 2 * int(self.flow)
 
@@ -84,12 +89,12 @@ class ClipSpec:
 
     def plan(self, num_available: int) -> list[int]:
         """The decoded-frame index of each stored image, in stored order, for a video of
-        `num_available` frames (a flow image: the frame it starts from). With K = 1 and no pair
-        this is sample_indices(n, T)."""
+        `num_available` frames (a flow image: the frame it starts from; a partner past the end: the
+        last frame). With K = 1 and no pair this is sample_indices(n, T)."""
         kept = sample_indices(num_available, self.num_frames * self.candidates)
         if not self.with_next:
             return kept
-        return [i for k in kept for i in (k, min(k + 1, num_available - 1)) + ((k, k) if self.flow else ())]
+        return [i for k in kept for i in (k, min(k + self.next_gap, num_available - 1)) + ((k, k) if self.flow else ())]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -105,5 +110,5 @@ class ClipSpec:
 
 
 # What `python -m pipeline.prepare` stores by default: three candidate frames per segment, each
-# with its successor and the optical flow between them (what the default model learns from).
-PREPARED = ClipSpec(candidates=3, with_next=True, flow=True)
+# with the frame two later and the optical flow between them (what the default model learns from).
+PREPARED = ClipSpec(candidates=3, with_next=True, flow=True, next_gap=2)

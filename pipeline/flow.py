@@ -1,9 +1,10 @@
-"""Optical flow from a frame to the next, as two grey images (TSN's flow images).
+"""Optical flow from a frame to its partner `gap` frames later, as two grey images (TSN's flow images).
 
 OpenCV's DIS (dense inverse search, the "medium" preset) on the grey letterboxed frames, the
 size the clip is stored at. Each component is quantised to a byte: 128 + 127 * f / bound, clipped
 to [1, 255], where f is the displacement in pixels and `bound` = BOUND_FRACTION x the frame width
-(2 pixels at a width of 80; walking moves about 1, running about 2, per frame at 25 fps there).
+x the gap (2 pixels per frame of gap at a width of 80; walking moves about 1, running about 2, per
+frame at 25 fps there), so a byte means the same speed whatever the gap.
 Stored as grey JPEGs like the frames, so the records, the reader and the JPEG round trip stay one.
 No TensorFlow here: prepare's workers use this module.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-BOUND_FRACTION = 0.025  # of the frame width: the displacement stored as +-127
+BOUND_FRACTION = 0.025  # of the frame width, per frame of gap: the displacement stored as +-127
 _dis = None
 
 
@@ -24,20 +25,21 @@ def _estimator():
     return _dis
 
 
-def bound(width: int) -> float:
+def bound(width: int, gap: int = 1) -> float:
     """The displacement, in pixels, that the bytes 255 and 1 stand for (+ and -)."""
-    return BOUND_FRACTION * width
+    return BOUND_FRACTION * width * gap
 
 
-def flow_images(frame: np.ndarray, following: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 RGB [H, W, 3] twice -> (x, y) uint8 [H, W]: the quantised flow from `frame` to `following`."""
+def flow_images(frame: np.ndarray, following: np.ndarray, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 RGB [H, W, 3] twice -> (x, y) uint8 [H, W]: the quantised flow from `frame` to
+    `following`, `gap` frames later."""
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (frame, following)]
     field = _estimator().calc(grey[0], grey[1], None)
-    scale = 127.0 / bound(frame.shape[1])
+    scale = 127.0 / bound(frame.shape[1], gap)
     quantised = np.clip(np.rint(128.0 + field * scale), 1, 255).astype(np.uint8)
     return quantised[..., 0], quantised[..., 1]
 
 
-def displacement(images: np.ndarray, width: int) -> np.ndarray:
-    """The inverse of the quantisation: uint8 flow bytes -> float32 pixels."""
-    return (images.astype(np.float32) - 128.0) * (bound(width) / 127.0)
+def displacement(images: np.ndarray, width: int, gap: int = 1) -> np.ndarray:
+    """The inverse of the quantisation: uint8 flow bytes -> float32 pixels over the gap."""
+    return (images.astype(np.float32) - 128.0) * (bound(width, gap) / 127.0)

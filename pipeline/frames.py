@@ -260,9 +260,9 @@ def read_encoded_clip(job: tuple[str, ClipSpec]) -> EncodedClip:
 
 def stored_images(frames: np.ndarray, spec: ClipSpec) -> list[np.ndarray]:
     """The images a record stores, from the frames read by spec.plan: the frames themselves, and
-    with spec.flow each time step's flow images (x, y: grey) computed from its frame and the next."""
+    with spec.flow each time step's flow images (x, y: grey) computed from its frame and its partner."""
     images = list(frames)
     if spec.flow:
         for start in range(0, len(images), spec.frames_per_step):
-            images[start + 2], images[start + 3] = flow.flow_images(images[start], images[start + 1])
+            images[start + 2], images[start + 3] = flow.flow_images(images[start], images[start + 1], spec.next_gap)
     return images

@@ -4,7 +4,7 @@ The only place that names feature keys or says how a clip is encoded. The writer
 function, verify, export's record signature and predict all go through here.
 
 Schema version 2 (the manifest's format_version 2 and its `clip` spec): N = ClipSpec.stored_frames
-= T segments x K candidates x P (2 with the next frame; 4 with the flow's x and y images after
+= T segments x K candidates x P (2 with the partner frame; 4 with the flow's x and y images after
 it), in ClipSpec order; version 1 is the case K = 1, P = 1 (N = T).
 
 | key                      | type         | value                                             |
@@ -145,7 +145,7 @@ def random_choice(spec: ClipSpec, seed: tf.Tensor) -> tf.Tensor:
 
 def decode_view(jpegs: tf.Tensor, spec: ClipSpec, choice: tf.Tensor) -> tf.Tensor:
     """A record's JPEGs (string [stored_frames]) to the model's input for one view: uint8
-    [T, H, W, 3 * P], each time step's frame and (with_next) its successor stacked on channels.
+    [T, H, W, 3 * P], each time step's frame and (with_next) its partner stacked on channels.
     Only the T * P chosen JPEGs are decoded."""
     chosen = tf.gather(jpegs, view_positions(spec, choice))
     frames = decode_frames(chosen, spec.num_frames * spec.frames_per_step, spec.height, spec.width)

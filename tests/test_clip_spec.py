@@ -34,8 +34,17 @@ def test_flow_follows_each_pair_as_two_images_that_start_at_the_kept_frame():
     assert [spec.member(p) for p in range(5)] == ["frame", "next", "flow_x", "flow_y", "frame"]
 
 
+def test_the_partner_is_next_gap_frames_later_and_stops_at_the_last_frame():
+    spec = ClipSpec(num_frames=2, with_next=True, flow=True, next_gap=2)
+    assert spec.plan(20) == [5, 7, 5, 5, 15, 17, 15, 15]
+    assert ClipSpec(num_frames=2, with_next=True, next_gap=3).plan(4) == [1, 3, 3, 3]
+    assert spec.stored_frames == 8 and ClipSpec(num_frames=2, with_next=True).plan(20) == [5, 6, 15, 16]
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(flow=True), "flow needs with_next"),
+    (dict(next_gap=2), "next_gap 2 needs with_next"),
+    (dict(with_next=True, next_gap=0), "next_gap must be an integer >= 1"),
     (dict(candidates=2), "candidates must be odd"),
     (dict(num_frames=0), "num_frames must be an integer >= 1"),
     (dict(jpeg_quality=0), r"jpeg_quality must be in \[1, 100\]"),
@@ -46,8 +55,10 @@ def test_bad_specs_name_the_field(kwargs, message):
 
 
 def test_dict_round_trip_refuses_unknown_fields():
-    spec = ClipSpec(num_frames=3, height=8, width=16, jpeg_quality=70, candidates=5, with_next=True)
+    spec = ClipSpec(num_frames=3, height=8, width=16, jpeg_quality=70, candidates=5, with_next=True, next_gap=2)
     assert ClipSpec.from_dict(spec.to_dict()) == spec
+    # a spec written before next_gap existed paired each frame with the next one
+    assert ClipSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "next_gap"}).next_gap == 1
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['frames'\]"):
         ClipSpec.from_dict({"frames": 3})
 

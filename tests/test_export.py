@@ -333,13 +333,14 @@ def test_new_model_options_export_with_the_same_answers(name, frame_input, tmp_p
     np.testing.assert_allclose(out["probabilities"].numpy(), model.predict(x, verbose=0), atol=1e-5)
 
 
-@pytest.mark.parametrize("flow", [False, True])
-def test_pairs_and_candidates_serve_the_centre_view_like_evaluation(video_tree, tmp_path, flow):
-    """Clips with 3 candidates per segment and the next frame (and its flow): predict writes
-    prepare's bytes, and classify_records answers what the model answers on evaluation's centre view."""
+@pytest.mark.parametrize("flow, next_gap", [(False, 1), (True, 2)])
+def test_pairs_and_candidates_serve_the_centre_view_like_evaluation(video_tree, tmp_path, flow, next_gap):
+    """Clips with 3 candidates per segment and a partner frame (the next one; two later with its
+    flow, prepare's default): predict writes prepare's bytes, and classify_records answers what the
+    model answers on evaluation's centre view."""
     from models import recipes
 
-    clip = ClipSpec(num_frames=3, height=24, width=32, candidates=3, with_next=True, flow=flow)
+    clip = ClipSpec(num_frames=3, height=24, width=32, candidates=3, with_next=True, flow=flow, next_gap=next_gap)
     names, by_split = split_tree(video_tree)
     shards = str(tmp_path / "shards")
     manifest = writer.write_dataset(by_split, names, shards, writer.Settings(clip=clip), num_workers=2)

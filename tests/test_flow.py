@@ -1,4 +1,4 @@
-"""pipeline.flow: the optical flow between a frame and the next, quantised as TSN's flow images."""
+"""pipeline.flow: the optical flow between a frame and its partner, quantised as TSN's flow images."""
 
 import cv2
 import numpy as np
@@ -30,3 +30,14 @@ def test_no_motion_is_128_and_a_large_motion_is_clipped_to_the_bound():
     far = np.roll(frame, 6, axis=1)  # 6 px: three times the bound at this width
     x, _ = flow.flow_images(frame, far)
     assert x.min() >= 1 and np.median(x[16:-16, 16:-16]) == 255
+
+
+def test_the_bound_grows_with_the_gap_so_a_byte_is_the_same_speed():
+    big = _texture(96, 120, seed=2)
+    frame, two_later = big[8:72, 8:88], big[8:72, 6:86]  # 2 px right over a gap of 2 frames: 1 px per frame
+    x, _ = flow.flow_images(frame, two_later, gap=2)
+    one_frame, _ = flow.flow_images(frame, big[8:72, 7:87])  # 1 px over one frame
+    inner = (slice(12, -12), slice(12, -12))
+    assert flow.bound(80, gap=2) == 4.0
+    assert abs(float(np.median(flow.displacement(x, 80, gap=2)[inner])) - 2.0) < 0.2
+    assert abs(int(np.median(x[inner])) - int(np.median(one_frame[inner]))) <= 2  # about 191 both

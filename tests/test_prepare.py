@@ -23,6 +23,26 @@ from tests.conftest import ROOT, SMALL, cached_clips, run_module, split_tree
 SETTINGS = writer.Settings(clip=ClipSpec(**SMALL), shard_size_mb=0.02)
 
 
+def test_prepare_pairs_frames_two_apart_by_default_and_refuses_a_gap_for_frames_alone():
+    from absl import app, flags
+
+    from pipeline import prepare
+
+    def clip(*args):
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["prepare", *args])
+        return prepare._clip()
+
+    try:
+        assert clip() == ClipSpec(candidates=3, with_next=True, flow=True, next_gap=2)
+        assert clip("--noflow", "--with_next", "--next_gap=1") == ClipSpec(candidates=3, with_next=True)
+        assert clip("--noflow") == ClipSpec(candidates=3)  # the default gap is for pairs
+        with pytest.raises(app.UsageError, match="--next_gap 3 needs with_next"):
+            clip("--noflow", "--next_gap=3")
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
 def _shard_bytes(out_dir):
     return {n: open(os.path.join(out_dir, n), "rb").read() for n in sorted(os.listdir(out_dir)) if shards.is_shard_file_name(n)}
 
@@ -41,7 +61,7 @@ def test_cli_writes_shards_manifest_and_skips_broken_videos(video_tree, tmp_path
     result = run_module("pipeline.prepare", f"--data_dir={video_tree}", f"--output_dir={out}", "--num_frames=4", "--height=24", "--width=32")
     assert result.returncode == 0, result.stderr
     m = manifest_lib.load(out)
-    assert m.clip == ClipSpec(num_frames=4, height=24, width=32, candidates=3, with_next=True, flow=True)  # the defaults
+    assert m.clip == ClipSpec(num_frames=4, height=24, width=32, candidates=3, with_next=True, flow=True, next_gap=2)  # the defaults
     assert m.num_folds == 0
     assert m.label_names[:2] == ("Drink", "Picking") and len(m.label_names) == 12
     assert sorted(s.source for s in m.skipped) == ["Drink/cut.mp4", "Drink/random.avi", "Drink/text.mp4", "Drink/zero.mp4"]
@@ -271,7 +291,7 @@ def test_flow_records_are_the_same_bytes_with_one_worker_or_two_and_hold_the_fra
     from pipeline import flow
     from pipeline.frames import stored_images
 
-    clip = ClipSpec(num_frames=3, height=24, width=32, with_next=True, flow=True)
+    clip = ClipSpec(num_frames=3, height=24, width=32, with_next=True, flow=True, next_gap=2)
     names, by_split = split_tree(video_tree)
     outs = [str(tmp_path / "one"), str(tmp_path / "two")]
     m = writer.write_dataset(by_split, names, outs[0], writer.Settings(clip=clip, shard_size_mb=0.02), num_workers=1)
@@ -287,4 +307,6 @@ def test_flow_records_are_the_same_bytes_with_one_worker_or_two_and_hold_the_fra
         want = np.asarray(expected[position]).astype(int)
         got = stored[position] if want.ndim == 3 else stored[position][..., 0]
         assert np.abs(got - want).mean() < 3, (position, clip.member(position))  # JPEG q90
-    assert np.array_equal(expected[2], flow.flow_images(frames[0], frames[1])[0])
+    assert np.array_equal(expected[2], flow.flow_images(frames[0], frames[1], gap=2)[0])
+    indices = parsed[records.FRAME_INDICES][0].numpy().tolist()
+    assert indices[1::4] == [k + 2 for k in indices[0::4]] and indices[0::4] == indices[2::4]  # flow starts at the kept frame

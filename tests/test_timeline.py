@@ -18,7 +18,7 @@ from pipeline.sources import synthetic
 from tests import videos
 
 SPEC = ClipSpec(num_frames=4, height=24, width=32)
-PAIRED = ClipSpec(num_frames=3, height=24, width=32, candidates=3, with_next=True, flow=True)
+PAIRED = ClipSpec(num_frames=3, height=24, width=32, candidates=3, with_next=True, flow=True, next_gap=2)
 
 
 @pytest.fixture(scope="module")

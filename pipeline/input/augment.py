@@ -50,7 +50,7 @@ def _exposure_table(frames: tf.Tensor, gamma: tf.Tensor, contrast: tf.Tensor, br
 
 
 def augment_clip(frames: tf.Tensor, seed: tf.Tensor, strength: float = 1.0, flow: bool = False) -> tf.Tensor:
-    """frames: uint8 [T, H, W, C] (C = 3, or 6 with each frame's successor: both get the same draw;
+    """frames: uint8 [T, H, W, C] (C = 3, or 6 with each frame's partner: both get the same draw;
     12 with flow: the last 6 channels are the flow's x and y images, which the flip and crop move
     and rescale as a flow field and the exposure jitter leaves alone); seed: int64 [2].
     Returns uint8 [T, H, W, C]."""
