@@ -7,8 +7,8 @@ with `with_next` its partner too, the frame `next_gap` frames after each kept on
 whose difference is TSN's "RGB difference", motion over next_gap / fps seconds instead of over a
 whole segment). With `flow` (which needs the pair) the optical flow from each kept frame to its
 partner follows it, as two grey images, x then y (P = 4; pipeline.flow says how it is computed and
-quantised). A gap of 2 doubles the motion the flow sees against nearly the same sensor-noise error,
-which is what helps at night (BUILD_NOTES, real video); prepare's default.
+quantised). A gap of 2 doubles the motion the flow sees against nearly the same sensor-noise error
+(prepare's default: ahead at night on validation, by less than the spread; BUILD_NOTES, real video).
 
 Stored order, for segment t, candidate j and member p: position (t * K + j) * P + p.
 The model takes, per clip, one candidate of each segment with its members stacked on the channel

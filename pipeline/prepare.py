@@ -32,7 +32,7 @@ flags.DEFINE_bool("flow", PREPARED.flow, "Also store the optical flow from each 
 flags.DEFINE_bool("with_next", False, "Also keep each kept frame's partner, --next_gap frames later, for short-term "
                   "motion (--frame_input=next_diff: TSN's RGB difference).")
 flags.DEFINE_integer("next_gap", PREPARED.next_gap, "Frames from each kept frame to its partner (--with_next, --flow): "
-                     "1 the next frame (TSN's); 2 doubles the motion the flow sees against the same noise (better at night).")
+                     "1 the next frame (TSN's); 2 doubles the motion the flow sees against about the same noise (ahead at night on validation).")
 flags.DEFINE_integer("height", 240, "Frame height after letterboxing.")
 flags.DEFINE_integer("width", 320, "Frame width after letterboxing.")
 flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of stored frames (1-100).")

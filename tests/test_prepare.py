@@ -23,26 +23,6 @@ from tests.conftest import ROOT, SMALL, cached_clips, run_module, split_tree
 SETTINGS = writer.Settings(clip=ClipSpec(**SMALL), shard_size_mb=0.02)
 
 
-def test_prepare_pairs_frames_two_apart_by_default_and_refuses_a_gap_for_frames_alone():
-    from absl import app, flags
-
-    from pipeline import prepare
-
-    def clip(*args):
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["prepare", *args])
-        return prepare._clip()
-
-    try:
-        assert clip() == ClipSpec(candidates=3, with_next=True, flow=True, next_gap=2)
-        assert clip("--noflow", "--with_next", "--next_gap=1") == ClipSpec(candidates=3, with_next=True)
-        assert clip("--noflow") == ClipSpec(candidates=3)  # the default gap is for pairs
-        with pytest.raises(app.UsageError, match="--next_gap 3 needs with_next"):
-            clip("--noflow", "--next_gap=3")
-    finally:
-        flags.FLAGS.unparse_flags()
-
-
 def _shard_bytes(out_dir):
     return {n: open(os.path.join(out_dir, n), "rb").read() for n in sorted(os.listdir(out_dir)) if shards.is_shard_file_name(n)}
 

@@ -1,6 +1,6 @@
 """The selection criterion of the later rounds: each fold's mean validation accuracy over epochs
 51-100 (every actor is validation once, 50 epochs each), beside the best validation, test and video
-accuracy, from the runs' metrics.json; with two run dirs, the paired per-fold difference too.
+accuracy, from the runs' metrics.json; with two run dirs, the paired per-fold differences too.
 
     python docs/results/weizmann_64x80/late_validation.py RUN_DIR [OTHER_RUN_DIR]
 """
@@ -25,22 +25,22 @@ def late(m: dict) -> float | None:
     return statistics.mean(h["val_accuracy"] for h in m["history"] if 51 <= h["epoch"] <= 100)
 
 
-def show(run_dir: str) -> list[float]:
+def show(run_dir: str) -> dict[str, list[float]]:
     ms = folds(run_dir)
-    lates = [late(m) for m in ms]
+    table = {"late validation": [late(m) for m in ms], "best validation": [m["best_val_accuracy"] for m in ms],
+             "test": [m["test_accuracy"] for m in ms], "video": [m["test_video_accuracy"] for m in ms]}
+    table = {key: values for key, values in table.items() if None not in values}
     print(run_dir)
-    for key, values in (("late validation", lates), ("best validation", [m["best_val_accuracy"] for m in ms]),
-                        ("test", [m["test_accuracy"] for m in ms]), ("video", [m["test_video_accuracy"] for m in ms])):
-        if None in values:
-            continue
+    for key, values in table.items():
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         print(f"  {key:16s} {statistics.mean(values):.3f} ± {spread:.3f}  " + " ".join(f"{v:.2f}" for v in values))
-    return lates
+    return table
 
 
 if __name__ == "__main__":
     runs = [show(d) for d in sys.argv[1:3]]
-    if len(runs) == 2:
-        diff = [b - a for a, b in zip(*runs)]
-        print(f"second minus first, late validation: {statistics.mean(diff):+.3f} ± {statistics.stdev(diff):.3f}, "
-              f"ahead on {sum(d > 0 for d in diff)} of {len(diff)} folds")
+    for key in ("late validation", "test") if len(runs) == 2 else ():
+        if key in runs[0] and key in runs[1] and len(runs[0][key]) == len(runs[1][key]):
+            diff = [b - a for a, b in zip(runs[0][key], runs[1][key])]
+            print(f"second minus first, {key}: {statistics.mean(diff):+.3f} ± {statistics.stdev(diff):.3f}, "
+                  f"ahead on {sum(d > 1e-9 for d in diff)}, behind on {sum(d < -1e-9 for d in diff)} of {len(diff)} folds")
