@@ -1,7 +1,8 @@
 """Optical flow from a frame to its partner `gap` frames later, as two grey images (TSN's flow images).
 
 OpenCV's DIS (dense inverse search, the "medium" preset) on the grey letterboxed frames, the
-size the clip is stored at. Each component is quantised to a byte: 128 + 127 * f / bound, clipped
+size the clip is stored at; each end may be the mean of a few frames around it (ClipSpec.flow_average),
+which averages out sensor noise that is new in every frame. Each component is quantised to a byte: 128 + 127 * f / bound, clipped
 to [1, 255], where f is the displacement in pixels and `bound` = BOUND_FRACTION x the frame width
 x the gap (2 pixels per frame of gap at a width of 80; walking moves about 1, running about 2, per
 frame at 25 fps there), so a byte means the same speed whatever the gap.
@@ -10,6 +11,8 @@ No TensorFlow here: prepare's workers use this module.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -30,12 +33,20 @@ def bound(width: int, gap: int = 1) -> float:
     return BOUND_FRACTION * width * gap
 
 
-def flow_images(frame: np.ndarray, following: np.ndarray, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 RGB [H, W, 3] twice -> (x, y) uint8 [H, W]: the quantised flow from `frame` to
-    `following`, `gap` frames later."""
-    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (frame, following)]
-    field = _estimator().calc(grey[0], grey[1], None)
-    scale = 127.0 / bound(frame.shape[1], gap)
+def _grey(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """uint8 RGB [H, W, 3] frames -> their mean grey image, uint8 [H, W] (rounded)."""
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    if len(grey) == 1:
+        return grey[0]
+    return np.rint(np.mean(np.stack(grey).astype(np.float32), axis=0)).astype(np.uint8)
+
+
+def flow_images(start: Sequence[np.ndarray], end: Sequence[np.ndarray], gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 RGB [H, W, 3] frames around a kept frame (`start`: one, or the ones its mean is taken
+    over) and around its partner, `gap` frames later (`end`) -> (x, y) uint8 [H, W]: the quantised
+    flow from the one mean grey image to the other."""
+    field = _estimator().calc(_grey(start), _grey(end), None)
+    scale = 127.0 / bound(start[0].shape[1], gap)
     quantised = np.clip(np.rint(128.0 + field * scale), 1, 255).astype(np.uint8)
     return quantised[..., 0], quantised[..., 1]
 

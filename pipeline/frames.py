@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import fractions
 import os
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import av
 import cv2
@@ -253,16 +253,21 @@ def read_encoded_clip(job: tuple[str, ClipSpec]) -> EncodedClip:
     """prepare's (and predict's) per-video task: (path, spec) to the stored frames of the clip
     the spec describes, JPEG-encoded at its quality. Runs in a worker process."""
     path, spec = job
-    clip = read_frames(path, spec.plan, spec.height, spec.width)
-    jpegs = tuple(encode_jpeg(stored_images(clip.frames, spec), spec.jpeg_quality))
-    return EncodedClip(jpegs, clip.indices, clip.frames_decoded, clip.seconds)
+    clip = read_frames(path, spec.reads, spec.height, spec.width)
+    n = clip.frames_decoded
+    jpegs = tuple(encode_jpeg(stored_images(dict(zip(clip.indices, clip.frames)), spec, n), spec.jpeg_quality))
+    return EncodedClip(jpegs, tuple(spec.plan(n)), n, clip.seconds)
 
 
-def stored_images(frames: np.ndarray, spec: ClipSpec) -> list[np.ndarray]:
-    """The images a record stores, from the frames read by spec.plan: the frames themselves, and
-    with spec.flow each time step's flow images (x, y: grey) computed from its frame and its partner."""
-    images = list(frames)
+def stored_images(frame_at: Mapping[int, np.ndarray], spec: ClipSpec, num_available: int) -> list[np.ndarray]:
+    """The images a record stores, in spec.plan(num_available) order, from the frames spec.reads
+    names (`frame_at`: decoded index -> letterboxed RGB frame): the frames themselves, and with
+    spec.flow each time step's flow images (x, y: grey) from its frame to its partner (each end the
+    mean of spec.flow_average frames around it)."""
+    plan = spec.plan(num_available)
+    images = [frame_at[i] for i in plan]
     if spec.flow:
         for start in range(0, len(images), spec.frames_per_step):
-            images[start + 2], images[start + 3] = flow.flow_images(images[start], images[start + 1], spec.next_gap)
+            ends = [[frame_at[i] for i in spec.averaged(plan[start + p], num_available)] for p in (0, 1)]
+            images[start + 2], images[start + 3] = flow.flow_images(ends[0], ends[1], spec.next_gap)
     return images

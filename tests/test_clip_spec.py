@@ -41,7 +41,19 @@ def test_the_partner_is_next_gap_frames_later_and_stops_at_the_last_frame():
     assert spec.stored_frames == 8 and ClipSpec(num_frames=2, with_next=True).plan(20) == [5, 6, 15, 16]
 
 
+def test_flow_average_reads_the_frames_around_each_end_clamped_to_the_video():
+    spec = ClipSpec(num_frames=2, with_next=True, flow=True, next_gap=2, flow_average=3)
+    assert spec.plan(20) == ClipSpec(num_frames=2, with_next=True, flow=True, next_gap=2).plan(20) == [5, 7, 5, 5, 15, 17, 15, 15]
+    assert spec.averaged(5, 20) == [4, 5, 6] and spec.averaged(0, 20) == [0, 0, 1] and spec.averaged(19, 20) == [18, 19, 19]
+    assert spec.reads(20) == [4, 5, 6, 7, 8, 14, 15, 16, 17, 18]
+    assert spec.reads(2) == [0, 1]  # a two-frame video: every end clamped to it
+    plain = ClipSpec(num_frames=2, candidates=3, with_next=True, flow=True)
+    assert plain.reads(20) == sorted(set(plain.plan(20)))  # one frame per end: the plan's frames, once each
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    (dict(with_next=True, flow=True, flow_average=2), "flow_average must be odd"),
+    (dict(with_next=True, flow_average=3), "flow_average 3 needs flow"),
     (dict(flow=True), "flow needs with_next"),
     (dict(next_gap=2), "next_gap 2 needs with_next"),
     (dict(with_next=True, next_gap=0), "next_gap must be an integer >= 1"),
@@ -59,6 +71,8 @@ def test_dict_round_trip_refuses_unknown_fields():
     assert ClipSpec.from_dict(spec.to_dict()) == spec
     # a spec written before next_gap existed paired each frame with the next one
     assert ClipSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "next_gap"}).next_gap == 1
+    # and before flow_average existed each end of the flow was one frame
+    assert ClipSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "flow_average"}).flow_average == 1
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['frames'\]"):
         ClipSpec.from_dict({"frames": 3})
 

@@ -267,11 +267,12 @@ def test_folds_with_candidates_and_next_frames(video_tree, tmp_path):
     assert verify.verify(str(tmp_path)) == []
 
 
-def test_flow_records_are_the_same_bytes_with_one_worker_or_two_and_hold_the_frames_flow(video_tree, tmp_path):
+@pytest.mark.parametrize("flow_average", [1, 3])
+def test_flow_records_are_the_same_bytes_with_one_worker_or_two_and_hold_the_frames_flow(video_tree, tmp_path, flow_average):
     from pipeline import flow
-    from pipeline.frames import stored_images
+    from pipeline.frames import read_frames_sequential, stored_images
 
-    clip = ClipSpec(num_frames=3, height=24, width=32, with_next=True, flow=True, next_gap=2)
+    clip = ClipSpec(num_frames=3, height=24, width=32, with_next=True, flow=True, next_gap=2, flow_average=flow_average)
     names, by_split = split_tree(video_tree)
     outs = [str(tmp_path / "one"), str(tmp_path / "two")]
     m = writer.write_dataset(by_split, names, outs[0], writer.Settings(clip=clip, shard_size_mb=0.02), num_workers=1)
@@ -281,12 +282,17 @@ def test_flow_records_are_the_same_bytes_with_one_worker_or_two_and_hold_the_fra
     parsed = records.parse(tf.constant(raw[:1]), clip.stored_frames)
     stored = records.decode_frames(parsed[records.FRAMES][0], clip.stored_frames, 24, 32).numpy().astype(int)
     source = parsed[records.SOURCE][0].numpy().decode()
-    frames = read_frames(os.path.join(video_tree, source), clip.plan, 24, 32).frames
-    expected = stored_images(frames, clip)
+    every = read_frames_sequential(os.path.join(video_tree, source), lambda n: list(range(n)), 24, 32)
+    n = every.frames_decoded
+    expected = stored_images(dict(enumerate(every.frames)), clip, n)
     for position in range(clip.stored_frames):
         want = np.asarray(expected[position]).astype(int)
         got = stored[position] if want.ndim == 3 else stored[position][..., 0]
         assert np.abs(got - want).mean() < 3, (position, clip.member(position))  # JPEG q90
-    assert np.array_equal(expected[2], flow.flow_images(frames[0], frames[1], gap=2)[0])
     indices = parsed[records.FRAME_INDICES][0].numpy().tolist()
-    assert indices[1::4] == [k + 2 for k in indices[0::4]] and indices[0::4] == indices[2::4]  # flow starts at the kept frame
+    assert indices == clip.plan(n) and indices[1::4] == [k + 2 for k in indices[0::4]] and indices[0::4] == indices[2::4]
+    k, half = indices[0], flow_average // 2  # the first flow: from the mean around frame k to the mean around k + 2
+    ends = [[every.frames[min(max(i, 0), n - 1)] for i in range(c - half, c + half + 1)] for c in (k, k + 2)]
+    assert np.array_equal(expected[2], flow.flow_images(ends[0], ends[1], gap=2)[0])
+    if flow_average > 1:
+        assert not np.array_equal(expected[2], flow.flow_images([every.frames[k]], [every.frames[k + 2]], gap=2)[0])

@@ -19,6 +19,7 @@ from tests import videos
 
 SPEC = ClipSpec(num_frames=4, height=24, width=32)
 PAIRED = ClipSpec(num_frames=3, height=24, width=32, candidates=3, with_next=True, flow=True, next_gap=2)
+AVERAGED = ClipSpec(num_frames=3, height=24, width=32, with_next=True, flow=True, next_gap=2, flow_average=3)
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +31,12 @@ def long_video(tmp_path_factory):
 
 def _prepare_window(path, spec, first, n):
     """What prepare stores for a clip made of frames [first, first + n) of `path`."""
-    clip = frames.read_frames_sequential(path, lambda total: [first + o for o in spec.plan(n)], spec.height, spec.width)
-    return frames.encode_jpeg(frames.stored_images(clip.frames, spec), spec.jpeg_quality)
+    clip = frames.read_frames_sequential(path, lambda total: [first + o for o in spec.reads(n)], spec.height, spec.width)
+    by_offset = {i - first: f for i, f in zip(clip.indices, clip.frames)}
+    return frames.encode_jpeg(frames.stored_images(by_offset, spec, n), spec.jpeg_quality)
 
 
-@pytest.mark.parametrize("spec", [SPEC, PAIRED], ids=["plain", "candidates_pairs_flow"])
+@pytest.mark.parametrize("spec", [SPEC, PAIRED, AVERAGED], ids=["plain", "candidates_pairs_flow", "flow_averaged"])
 def test_each_window_holds_what_prepare_takes_from_its_frames(long_video, spec):
     reader = windows.WindowReader(long_video, spec, window_seconds=3.0, stride_seconds=1.5)
     got = list(reader)

@@ -1,7 +1,7 @@
 """Sliding windows over a video of any length, or a live source, in one sequential decode.
 
 Each window of `window_frames` frames is sampled exactly as prepare samples a clip of that many
-frames (ClipSpec.plan, letterbox, flow, JPEG at the training data's quality), so a window sees
+frames (ClipSpec.plan and reads, letterbox, flow, JPEG at the training data's quality), so a window sees
 what training saw; window k starts at frame k * stride_frames. The decode runs once, front to
 back: a frame is converted only when some window takes it and is dropped when no later window
 can, so memory stays flat on an hour of video. Times are frame index over the stream's frame rate.
@@ -109,7 +109,7 @@ class WindowReader:
 
     def _windows(self, decoded: Iterator[av.VideoFrame], aspect: fractions.Fraction) -> Iterator[Window]:
         g = self.geometry
-        offsets = set(self.spec.plan(g.window_frames))
+        offsets = set(self.spec.reads(g.window_frames))
         kept: dict[int, np.ndarray] = {}
         size, emitted, count = None, 0, 0
         for i, frame in enumerate(decoded):
@@ -136,7 +136,7 @@ class WindowReader:
 
     def _window(self, index: int, first: int, n: int, kept: dict[int, np.ndarray]) -> Window:
         plan = self.spec.plan(n)
-        images = frames.stored_images(np.stack([kept[first + o] for o in plan]), self.spec)
+        images = frames.stored_images({o: kept[first + o] for o in self.spec.reads(n)}, self.spec, n)
         jpegs = tuple(frames.encode_jpeg(images, self.spec.jpeg_quality))
         fps = self.geometry.fps
         clip = frames.EncodedClip(jpegs, tuple(first + o for o in plan), n, n / fps)
