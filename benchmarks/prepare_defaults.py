@@ -1,5 +1,6 @@
-"""What prepare's defaults cost: three candidate frames per segment, each with its successor and
-the optical flow between them (`--candidates=3 --flow`, clip_spec.PREPARED), against the
+"""What prepare's defaults cost: three candidate frames per segment, each with its partner two
+frames later and the optical flow between the means of the three frames around each
+(clip_spec.PREPARED), against the
 original's one frame per time step (`--candidates=1 --noflow`), on the same videos.
 
     python benchmarks/prepare_defaults.py --size=full                 # 48 built-in videos at 240 x 320

@@ -136,5 +136,6 @@ class ClipSpec:
 
 
 # What `python -m pipeline.prepare` stores by default: three candidate frames per segment, each
-# with the frame two later and the optical flow between them (what the default model learns from).
-PREPARED = ClipSpec(candidates=3, with_next=True, flow=True, next_gap=2)
+# with the frame two later and the optical flow between them, each end the mean of three frames
+# (what the default model learns from).
+PREPARED = ClipSpec(candidates=3, with_next=True, flow=True, next_gap=2, flow_average=3)

@@ -34,7 +34,8 @@ flags.DEFINE_bool("with_next", False, "Also keep each kept frame's partner, --ne
 flags.DEFINE_integer("next_gap", PREPARED.next_gap, "Frames from each kept frame to its partner (--with_next, --flow): "
                      "1 the next frame (TSN's); 2 doubles the motion the flow sees against about the same noise (ahead at night on validation).")
 flags.DEFINE_integer("flow_average", PREPARED.flow_average, "Frames averaged at each end of the flow (odd; --flow): 3 "
-                     "averages out sensor noise new in every frame (it halves DIS's error on a night copy's still background).")
+                     "averages out sensor noise new in every frame (it halves DIS's error on a night copy's still background); "
+                     "1: the flow between the two frames alone.")
 flags.DEFINE_integer("height", 240, "Frame height after letterboxing.")
 flags.DEFINE_integer("width", 320, "Frame width after letterboxing.")
 flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of stored frames (1-100).")
@@ -87,9 +88,9 @@ def _clip() -> ClipSpec:
         return ClipSpec(
             num_frames=FLAGS.num_frames, height=FLAGS.height, width=FLAGS.width, jpeg_quality=FLAGS.jpeg_quality,
             candidates=FLAGS.candidates, with_next=paired, flow=FLAGS.flow,
-            # the default gap applies to paired clips only; one given for frames alone is refused
+            # the default gap (and averaging) applies to paired (flow) clips only; one given without is refused
             next_gap=FLAGS.next_gap if paired or FLAGS["next_gap"].present else 1,
-            flow_average=FLAGS.flow_average,
+            flow_average=FLAGS.flow_average if FLAGS.flow or FLAGS["flow_average"].present else 1,
         )
     except ValueError as e:
         raise app.UsageError(f"--{e}") from None

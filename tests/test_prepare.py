@@ -41,7 +41,8 @@ def test_cli_writes_shards_manifest_and_skips_broken_videos(video_tree, tmp_path
     result = run_module("pipeline.prepare", f"--data_dir={video_tree}", f"--output_dir={out}", "--num_frames=4", "--height=24", "--width=32")
     assert result.returncode == 0, result.stderr
     m = manifest_lib.load(out)
-    assert m.clip == ClipSpec(num_frames=4, height=24, width=32, candidates=3, with_next=True, flow=True, next_gap=2)  # the defaults
+    assert m.clip == ClipSpec(num_frames=4, height=24, width=32, candidates=3, with_next=True, flow=True, next_gap=2,
+                             flow_average=3)  # the defaults
     assert m.num_folds == 0
     assert m.label_names[:2] == ("Drink", "Picking") and len(m.label_names) == 12
     assert sorted(s.source for s in m.skipped) == ["Drink/cut.mp4", "Drink/random.avi", "Drink/text.mp4", "Drink/zero.mp4"]
