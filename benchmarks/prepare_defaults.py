@@ -1,15 +1,16 @@
 """What prepare's defaults cost: three candidate frames per segment, each with its partner two
 frames later and the optical flow between the means of the three frames around each
 (clip_spec.PREPARED), against the
-original's one frame per time step (`--candidates=1 --noflow`), on the same videos.
+original's one frame per time step (`--candidates=1 --noflow`) and against the defaults with the
+flow between single frames (`--flow_average=1`), on the same videos.
 
     python benchmarks/prepare_defaults.py --size=full                 # 48 built-in videos at 240 x 320
     python benchmarks/prepare_defaults.py --size=small                # CI: 12 short videos at 60 x 80
     python benchmarks/prepare_defaults.py --data_dir=DIR --height=64 --width=80   # a video tree of your own
 
-Each setting prepares the videos twice, alternating with the other (these machines are noisy: the
+Each setting prepares the videos twice, alternating with the others (these machines are noisy: the
 faster of the two counts), with all cores decoding. Prints one JSON object: seconds and shard bytes
-of each, and the defaults' ratios to the one-frame baseline.
+of each, the defaults' ratios to the one-frame baseline and their time ratio to single-frame flow.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def main() -> None:
         settings = {
             "one_frame": ClipSpec(height=height, width=width),
             "defaults": dataclasses.replace(PREPARED, height=height, width=width),
+            "single_frame_flow": dataclasses.replace(PREPARED, height=height, width=width, flow_average=1),
         }
         runs: dict[str, list[tuple[float, int]]] = {name: [] for name in settings}
         for attempt in range(2):
@@ -75,6 +77,7 @@ def main() -> None:
         "seconds": seconds, "shard_bytes": sizes,
         "time_ratio_defaults_to_one_frame": seconds["defaults"] / seconds["one_frame"],
         "bytes_ratio_defaults_to_one_frame": sizes["defaults"] / sizes["one_frame"],
+        "time_ratio_defaults_to_single_frame_flow": seconds["defaults"] / seconds["single_frame_flow"],
     }, indent=2))
 
 

@@ -34,6 +34,10 @@ def test_prepare_defaults():
     out = run("prepare_defaults.py")
     assert out["videos"] == 12 and min(out["seconds"].values()) > 0
     assert out["time_ratio_defaults_to_one_frame"] == pytest.approx(out["seconds"]["defaults"] / out["seconds"]["one_frame"])
+    assert out["time_ratio_defaults_to_single_frame_flow"] == pytest.approx(
+        out["seconds"]["defaults"] / out["seconds"]["single_frame_flow"])
+    # averaging changes what the flow images hold, not how many there are
+    assert abs(out["shard_bytes"]["single_frame_flow"] - out["shard_bytes"]["defaults"]) < 0.2 * out["shard_bytes"]["defaults"]
     # 12 images per time step instead of one: the stored bytes grow by several times, whatever the noise
     ratio = out["bytes_ratio_defaults_to_one_frame"]
     assert ratio == pytest.approx(out["shard_bytes"]["defaults"] / out["shard_bytes"]["one_frame"]) and 3 < ratio < 12
