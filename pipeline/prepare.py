@@ -88,12 +88,17 @@ def _clip() -> ClipSpec:
         return ClipSpec(
             num_frames=FLAGS.num_frames, height=FLAGS.height, width=FLAGS.width, jpeg_quality=FLAGS.jpeg_quality,
             candidates=FLAGS.candidates, with_next=paired, flow=FLAGS.flow,
-            # the default gap (and averaging) applies to paired (flow) clips only; one given without is refused
-            next_gap=FLAGS.next_gap if paired or FLAGS["next_gap"].present else 1,
-            flow_average=FLAGS.flow_average if FLAGS.flow or FLAGS["flow_average"].present else 1,
+            next_gap=_only_with("next_gap", paired), flow_average=_only_with("flow_average", FLAGS.flow),
         )
     except ValueError as e:
         raise app.UsageError(f"--{e}") from None
+
+
+def _only_with(name: str, applies: bool) -> int:
+    """A setting whose default holds only for clips that use it (the gap for paired clips, the
+    averaging for flow): the flag's value where it applies or was given (ClipSpec refuses one given
+    where it does not apply), else 1, what a clip without them holds."""
+    return FLAGS[name].value if applies or FLAGS[name].present else 1
 
 
 def _split_fractions() -> tuple[float, ...]:

@@ -32,15 +32,25 @@ def show(run_dir: str) -> dict[str, list[float]]:
     table = {key: values for key, values in table.items() if None not in values}
     print(run_dir)
     for key, values in table.items():
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        print(f"  {key:16s} {statistics.mean(values):.3f} ± {spread:.3f}  " + " ".join(f"{v:.2f}" for v in values))
+        print_row(key, values)
     return table
+
+
+def print_row(key: str, values: list[float]) -> None:
+    """One figure per fold: its mean ± sample sd, then each fold's."""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    print(f"  {key:16s} {statistics.mean(values):.3f} ± {spread:.3f}  " + " ".join(f"{v:.2f}" for v in values))
+
+
+def print_paired(label: str, first: list[float], second: list[float]) -> None:
+    """The per-fold differences second - first: mean ± sd, and on how many folds each way."""
+    diff = [b - a for a, b in zip(first, second)]
+    print(f"{label}: {statistics.mean(diff):+.3f} ± {statistics.stdev(diff):.3f}, "
+          f"ahead on {sum(d > 1e-9 for d in diff)}, behind on {sum(d < -1e-9 for d in diff)} of {len(diff)} folds")
 
 
 if __name__ == "__main__":
     runs = [show(d) for d in sys.argv[1:3]]
     for key in ("late validation", "test") if len(runs) == 2 else ():
         if key in runs[0] and key in runs[1] and len(runs[0][key]) == len(runs[1][key]):
-            diff = [b - a for a, b in zip(runs[0][key], runs[1][key])]
-            print(f"second minus first, {key}: {statistics.mean(diff):+.3f} ± {statistics.stdev(diff):.3f}, "
-                  f"ahead on {sum(d > 1e-9 for d in diff)}, behind on {sum(d < -1e-9 for d in diff)} of {len(diff)} folds")
+            print_paired(f"second minus first, {key}", runs[0][key], runs[1][key])

@@ -9,13 +9,14 @@ records in this folder, which keep metrics only). Not for --fit_validation runs 
 the validation fold).
 """
 import os
-import statistics
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "..", "..")]
 
 import keras  # noqa: E402
 
+from late_validation import print_paired, print_row  # noqa: E402
 from models import builder, evaluation, recipes  # noqa: E402, F401  (builder, recipes: the saved layers and loss)
 from pipeline import manifest as manifest_lib  # noqa: E402
 
@@ -30,11 +31,9 @@ def main(data_dir: str, run_dir: str, model_name: str = "convnet_gru") -> None:
         views = evaluation.predict_views(model, data_dir, manifest, validation, batch_size=8, centre=probs)
         centre.append(evaluation.accuracy(labels, probs))
         averaged.append(evaluation.accuracy(labels, views))
-    for name, accs in (("centre view", centre), ("K views averaged", averaged)):
-        print(f"  {name:17s} {statistics.mean(accs):.3f} ± {statistics.stdev(accs):.3f}  " + " ".join(f"{a:.2f}" for a in accs))
-    diffs = [a - c for a, c in zip(averaged, centre)]
-    print(f"averaged minus centre: {statistics.mean(diffs):+.3f} ± {statistics.stdev(diffs):.3f}, ahead on "
-          f"{sum(d > 0 for d in diffs)}, behind on {sum(d < 0 for d in diffs)} of {len(diffs)} folds")
+    print_row("centre view", centre)
+    print_row("K views averaged", averaged)
+    print_paired("averaged minus centre", centre, averaged)
 
 
 if __name__ == "__main__":
