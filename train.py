@@ -31,7 +31,8 @@ flags.DEFINE_list("recipe", ["improved"], "Training recipe(s): improved (motion 
                   "each into MODEL_DIR/<recipe>/ and compare them.")
 flags.DEFINE_list("without", [], "Parts of the recipe to switch off (ablations): feature_norm, schedule, clipping, "
                   "weight_decay, label_smoothing, augment, motion.")
-flags.DEFINE_float("learning_rate", None, "Learning rate (the peak, with a schedule); default: the recipe's (improved 3e-4, paper 1e-4).")
+flags.DEFINE_float("learning_rate", None, "Learning rate (the peak, with a schedule); default: the recipe's (improved 3e-4, "
+                   "paper 1e-4).", lower_bound=0.0)
 flags.DEFINE_string("frame_input", None, "What the model sees of each frame, parts joined by '+': rgb (pixels), diff "
                     "(minus the frame kept before: change of pose), next_diff (the partner frame minus it: motion; data "
                     "prepared --with_next), bg_diff (minus the clip's per-pixel median: the moving actor), flow (the "
@@ -48,8 +49,11 @@ flags.DEFINE_bool("jit_compile", False, "Compile train steps with XLA.")
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and augmentation.")
 flags.DEFINE_bool("deterministic", False, "Deterministic ops and input order (slower).")
 flags.DEFINE_float("augment", None, "Strength of the training augmentation (flip, exposure jitter, small crop), 0 (off) "
-                   "to 1 (full ranges); default: the recipe's.")
+                   "to 1 (full ranges); default: the recipe's.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_float("dropout", None, "Dropout rate of the models' dropout layers; default: the recipe's (0.5, the original's).")
+flags.register_validator("dropout", lambda v: v is None or 0.0 <= v < 1.0, message="a rate in [0, 1)")
+flags.DEFINE_float("weight_decay", None, "AdamW's decoupled weight decay: each step shrinks the weights by learning rate x "
+                   "this; default: the recipe's (improved 0.05; 0: plain Adam).", lower_bound=0.0)
 flags.DEFINE_bool("fit_validation", False, "Train on the validation split too and keep the last epoch: for the final "
                   "model once the settings (epochs included) are chosen on validation. Its validation figures are then "
                   "on seen clips; the test split stays unseen.")
@@ -132,7 +136,7 @@ def _config(recipe: str, fold: int | None = None):
     return trainer.TrainConfig(
         data_dir=FLAGS.data_dir, model_dir=_model_dir(recipe, fold), epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
         recipe=recipe, without=tuple(FLAGS.without), learning_rate=FLAGS.learning_rate, augment=FLAGS.augment,
-        frame_input=FLAGS.frame_input, dropout=FLAGS.dropout, backbone_weights=FLAGS.backbone_weights, seed=FLAGS.seed,
+        frame_input=FLAGS.frame_input, dropout=FLAGS.dropout, weight_decay=FLAGS.weight_decay, backbone_weights=FLAGS.backbone_weights, seed=FLAGS.seed,
         deterministic=FLAGS.deterministic, jit_compile=FLAGS.jit_compile, early_stopping=FLAGS.early_stopping,
         steps_per_epoch=FLAGS.steps_per_epoch, data_service=FLAGS.data_service, fold=fold, fit_validation=FLAGS.fit_validation,
     )

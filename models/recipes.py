@@ -76,13 +76,13 @@ _OFF = {
 COMPONENTS = tuple(_OFF)
 
 
-OVERRIDES = ("learning_rate", "augment", "frame_input", "dropout")
+OVERRIDES = ("learning_rate", "augment", "frame_input", "dropout", "weight_decay")
 
 
 def get(name: str, without: Sequence[str] = (), model: str | None = None, **overrides: float | str | None) -> Recipe:
     """The named recipe, as it is for `model`'s front end (BY_FRONT_END), with the parts in
     `without` off; then each override that is not None (OVERRIDES: learning_rate, augment,
-    frame_input, dropout) replaces the recipe's value."""
+    frame_input, dropout, weight_decay) replaces the recipe's value."""
     if name not in RECIPES:
         raise ValueError(f"recipe: unknown {name!r}; choose one of {', '.join(RECIPES)}")
     recipe = RECIPES[name]
@@ -100,6 +100,8 @@ def get(name: str, without: Sequence[str] = (), model: str | None = None, **over
         raise ValueError(f"augment: strength must be in [0, 1], got {recipe.augment}")
     if not 0.0 <= recipe.dropout < 1.0:
         raise ValueError(f"dropout: must be in [0, 1), got {recipe.dropout}")
+    if recipe.weight_decay < 0.0:
+        raise ValueError(f"weight_decay: must be >= 0, got {recipe.weight_decay}")
     kinds.frame_input_parts(recipe.frame_input)  # refuses an unknown one, naming it
     return dataclasses.replace(recipe, without=tuple(without))
 

@@ -55,6 +55,7 @@ class TrainConfig:
     augment: float | None = None  # augmentation strength, 0 off to 1; None: the recipe's
     frame_input: str | None = None  # models.kinds.FRAME_INPUTS; None: the recipe's
     dropout: float | None = None  # None: the recipe's
+    weight_decay: float | None = None  # AdamW's decoupled decay; None: the recipe's
     backbone_weights: str | None = None  # mobilenet_gru: None, "imagenet" or a weights file
     seed: int = 0
     deterministic: bool = False
@@ -262,7 +263,8 @@ def recipe_of(config: TrainConfig, name: str | None) -> recipes.Recipe:
     """The recipe model `name` trains with under `config` (its front end's settings, then the
     flags); name None: the recipe's settings for every model (its augmentation is one of them)."""
     return recipes.get(config.recipe, config.without, model=name, learning_rate=config.learning_rate,
-                       augment=config.augment, frame_input=config.frame_input, dropout=config.dropout)
+                       augment=config.augment, frame_input=config.frame_input, dropout=config.dropout,
+                       weight_decay=config.weight_decay)
 
 
 def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest, epochs_done: int = 0, steps: int = 0):

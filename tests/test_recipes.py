@@ -45,6 +45,11 @@ def test_parts_can_be_switched_off_and_overridden():
     assert recipes.get("paper", augment=1.0).augment == 1.0 and recipes.get("paper", frame_input="rgb+diff").frame_input == "rgb+diff"
     with pytest.raises(ValueError, match="augment: strength must be in"):
         recipes.get("paper", augment=2.0)
+    assert recipes.get("improved", model="convnet_gru", weight_decay=2.0).weight_decay == 2.0
+    assert isinstance(recipes.optimizer(recipes.get("paper", weight_decay=1.0), 10), keras.optimizers.AdamW)
+    assert not isinstance(recipes.optimizer(recipes.get("improved", weight_decay=0.0), 10), keras.optimizers.AdamW)
+    with pytest.raises(ValueError, match="weight_decay: must be >= 0, got -1.0"):
+        recipes.get("improved", weight_decay=-1.0)
     with pytest.raises(ValueError, match="without: unknown part 'dropout'"):
         recipes.get("improved", without=("dropout",))
     with pytest.raises(ValueError, match="recipe: unknown 'fast'"):
