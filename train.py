@@ -30,7 +30,7 @@ flags.DEFINE_list("recipe", ["improved"], "Training recipe(s): improved (motion 
                   "regularization, augmentation) or paper (the original's); several, comma-separated, train each model under "
                   "each into MODEL_DIR/<recipe>/ and compare them.")
 flags.DEFINE_list("without", [], "Parts of the recipe to switch off (ablations): feature_norm, schedule, clipping, "
-                  "weight_decay, label_smoothing, augment, motion.")
+                  "weight_decay, label_smoothing, augment, motion, actor_view.")
 flags.DEFINE_float("learning_rate", None, "Learning rate (the peak, with a schedule); default: the recipe's (improved 3e-4, "
                    "paper 1e-4).", lower_bound=0.0)
 flags.DEFINE_string("frame_input", None, "What the model sees of each frame, parts joined by '+': rgb (pixels), diff "
@@ -40,6 +40,9 @@ flags.DEFINE_string("frame_input", None, "What the model sees of each frame, par
                     "model; default: the recipe's.")
 flags.register_validator("frame_input", lambda v: v is None or _valid_frame_input(v),
                          message=f"a '+' join of {', '.join(kinds.FRAME_INPUT_PARTS)}")
+flags.DEFINE_enum("view", None, list(kinds.VIEWS), "Where each time step's front end looks: frame (the whole frame) or "
+                  "actor (a box that follows the moving actor, at the stored frames' full detail, with the box's track "
+                  "beside the frame features); default: the recipe's (improved: actor for convnet_gru).")
 flags.DEFINE_string("backbone_weights", None, "mobilenet_gru: 'imagenet' (downloaded by Keras) or a local weights file of "
                     "the MobileNetV3-Small backbone; default: from scratch.")
 flags.DEFINE_enum("strategy", "mirrored", list(kinds.STRATEGIES), "Distribution strategy.")
@@ -131,12 +134,12 @@ def _fold_dirs(recipe: str) -> list[int | None]:
 
 def _config(recipe: str, fold: int | None = None):
     """The training settings of one recipe (and fold)."""
-    from models import trainer
+    from models import recipes, trainer
 
     return trainer.TrainConfig(
         data_dir=FLAGS.data_dir, model_dir=_model_dir(recipe, fold), epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-        recipe=recipe, without=tuple(FLAGS.without), learning_rate=FLAGS.learning_rate, augment=FLAGS.augment,
-        frame_input=FLAGS.frame_input, dropout=FLAGS.dropout, weight_decay=FLAGS.weight_decay, backbone_weights=FLAGS.backbone_weights, seed=FLAGS.seed,
+        recipe=recipe, without=tuple(FLAGS.without), overrides=recipes.Overrides(**{name: FLAGS[name].value for name in recipes.OVERRIDES}),
+        backbone_weights=FLAGS.backbone_weights, seed=FLAGS.seed,
         deterministic=FLAGS.deterministic, jit_compile=FLAGS.jit_compile, early_stopping=FLAGS.early_stopping,
         steps_per_epoch=FLAGS.steps_per_epoch, data_service=FLAGS.data_service, fold=fold, fit_validation=FLAGS.fit_validation,
     )

@@ -24,12 +24,16 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from models.actor_view import ActorView
 from models.kinds import (  # noqa: F401
-    DISPLAY_NAMES, FRAME_INPUTS, MODEL_NAMES, MODELS, NEEDS_FLOW, NEEDS_NEXT, ORIGINAL_MODELS, ModelKind, frame_input_parts,
+    DISPLAY_NAMES, FRAME_INPUTS, MODEL_NAMES, MODELS, NEEDS_FLOW, NEEDS_NEXT, ORIGINAL_MODELS, PART_CHANNELS, VIEWS, ModelKind,
+    frame_input_parts,
 )
 
 _CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 CONVNET_FILTERS = (16, 32, 64, 128)
+VIEW_SIZE = (64, 64)  # the actor view's crop, height x width
+TRACK_FEATURES = 32  # the actor view's track (box centre and height per step), embedded
 
 
 def kind_of(name: str) -> ModelKind:
@@ -105,6 +109,16 @@ def _frame_input(frames, frame_input: str):
     if len(parts) == 1:
         return parts[0]
     return layers.Concatenate(axis=-1, name="rgb_and_diff")(parts)
+
+
+def _flow_channels(parts: tuple[str, ...]) -> tuple[int, ...]:
+    """The channels of the stacked frame input that hold the flow's x and y (none without flow)."""
+    start = 0
+    for part in parts:
+        if part == NEEDS_FLOW:
+            return tuple(range(start, start + PART_CHANNELS[part]))
+        start += PART_CHANNELS[part]
+    return ()
 
 
 def _convnet(x, dropout: float):
@@ -196,12 +210,16 @@ def build_model(
     frame_input: str = "rgb",
     backbone_weights: str | None = None,
     frames_per_step: int = 1,
+    view: str = "frame",
+    view_size: tuple[int, int] = VIEW_SIZE,
 ) -> keras.Model:
     """One of MODEL_NAMES. Input: uint8 frames [B, T, H, W, 3 * frames_per_step] (with 2, each time
     step's frame and its partner on the channel axis; with 4, then the flow's x and y images:
     ClipSpec); output: probabilities [B, classes].
 
     feature_norm: LayerNormalization of the per-frame features before the recurrent stack.
+    view: "frame" (the front end sees whole frames) or "actor" (a view_size crop that follows the
+    moving actor, models.actor_view; the box's track, embedded, joins the per-frame features).
     backbone_weights (mobilenet only): None (from scratch), "imagenet" (Keras downloads them) or
     the path of a weights file of the backbone.
     """
@@ -221,11 +239,21 @@ def build_model(
         raise ValueError(f"units must be a non-empty tuple of positive sizes, got {units}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if view not in VIEWS:
+        raise ValueError(f"view: unknown {view!r}; choose one of {', '.join(VIEWS)}")
+    if min(view_size) < 1:
+        raise ValueError(f"view_size must be positive, got {view_size}")
     frames = keras.Input((num_frames, height, width, 3 * frames_per_step), dtype="uint8", name="frames")
     x = _frame_input(frames, frame_input)
+    track = None
+    if view == "actor":
+        x, track = ActorView(view_size, _flow_channels(parts), name="actor_view")([frames, x])
     x = _front_end(x, kind, num_frames, dropout, conv_filters, conv_kernel, frame_input, backbone_weights)
     if feature_norm:
         x = layers.LayerNormalization(name="feature_norm")(x)
+    if track is not None:
+        track = layers.Dense(TRACK_FEATURES, activation="tanh", name="track")(track)
+        x = layers.Concatenate(name="features_and_track")([x, track])
     x = _recurrent_stack(x, cell, tuple(units), dropout)
     # float32 output: softmax and the loss stay stable under a mixed-precision policy.
     probabilities = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)

@@ -45,8 +45,14 @@ DISPLAY_NAMES = {name: kind.display_name for name, kind in MODELS.items()}
 FRAME_INPUT_PARTS = ("rgb", "diff", "next_diff", "bg_diff", "flow")
 FRAME_INPUTS = ("rgb", "diff", "rgb+diff", "next_diff", "rgb+next_diff", "bg_diff", "bg_diff+next_diff",
                 "rgb+bg_diff+next_diff", "bg_diff+flow")  # the combinations measured (any "+" join of the parts is accepted)
+# Where each time step's front end looks: "frame", the whole frame; "actor", a box that follows the
+# moving actor (models.actor_view), with the box's track beside the frame features.
+VIEWS = ("frame", "actor")
 NEEDS_NEXT = "next_diff"
 NEEDS_FLOW = "flow"
+
+
+PART_CHANNELS = {"rgb": 3, "diff": 3, "next_diff": 3, "bg_diff": 3, "flow": 2}  # channels each part stacks
 
 
 def frame_input_parts(frame_input: str) -> tuple[str, ...]:

@@ -42,6 +42,7 @@ class Recipe:
     augment: float = 0.0  # strength of the night augmentation (pipeline.input.augment): 0 off, 1 full
     frame_input: str = "rgb"  # what the model sees of each frame (models.builder.FRAME_INPUTS)
     dropout: float = 0.5  # the models' dropout rate (the original's 0.5)
+    view: str = "frame"  # where the front end looks: the whole frame, or the moving actor (models.kinds.VIEWS)
     without: tuple[str, ...] = ()  # the parts switched off (COMPONENTS), for ablations
 
     @property
@@ -59,10 +60,11 @@ RECIPES = {
 }
 # What a recipe does differently for one front end, measured on real video (BUILD_NOTES.md,
 # "Real video", weizmann-dev leave-one-actor-out): the small ConvNet learns from the moving actor's
-# silhouette and the optical flow (data prepared --flow, prepare's default), at a higher rate and
-# lower dropout than the original front ends, which keep the recipe as it is.
+# silhouette and the optical flow (data prepared --flow, prepare's default), seen in a box that
+# follows the actor (view "actor"), at a higher rate and lower dropout than the original front
+# ends, which keep the recipe as it is.
 BY_FRONT_END = {
-    "improved": {"convnet": dict(frame_input="bg_diff+flow", learning_rate=1e-3, dropout=0.2)},
+    "improved": {"convnet": dict(frame_input="bg_diff+flow", learning_rate=1e-3, dropout=0.2, view="actor")},
 }
 _OFF = {
     "feature_norm": dict(feature_norm=()),
@@ -72,17 +74,30 @@ _OFF = {
     "label_smoothing": dict(label_smoothing=0.0),
     "augment": dict(augment=0.0),
     "motion": dict(frame_input="rgb"),
+    "actor_view": dict(view="frame"),
 }
 COMPONENTS = tuple(_OFF)
 
 
-OVERRIDES = ("learning_rate", "augment", "frame_input", "dropout", "weight_decay")
+@dataclasses.dataclass(frozen=True)
+class Overrides:
+    """Settings chosen for one run (train.py's flags): each that is not None replaces the recipe's."""
+
+    learning_rate: float | None = None
+    augment: float | None = None
+    frame_input: str | None = None
+    dropout: float | None = None
+    weight_decay: float | None = None
+    view: str | None = None
+
+
+OVERRIDES = tuple(f.name for f in dataclasses.fields(Overrides))
 
 
 def get(name: str, without: Sequence[str] = (), model: str | None = None, **overrides: float | str | None) -> Recipe:
     """The named recipe, as it is for `model`'s front end (BY_FRONT_END), with the parts in
-    `without` off; then each override that is not None (OVERRIDES: learning_rate, augment,
-    frame_input, dropout, weight_decay) replaces the recipe's value."""
+    `without` off; then each override that is not None (OVERRIDES, the fields of Overrides)
+    replaces the recipe's value."""
     if name not in RECIPES:
         raise ValueError(f"recipe: unknown {name!r}; choose one of {', '.join(RECIPES)}")
     recipe = RECIPES[name]
@@ -102,6 +117,8 @@ def get(name: str, without: Sequence[str] = (), model: str | None = None, **over
         raise ValueError(f"dropout: must be in [0, 1), got {recipe.dropout}")
     if recipe.weight_decay < 0.0:
         raise ValueError(f"weight_decay: must be >= 0, got {recipe.weight_decay}")
+    if recipe.view not in kinds.VIEWS:
+        raise ValueError(f"view: unknown {recipe.view!r}; choose one of {', '.join(kinds.VIEWS)}")
     kinds.frame_input_parts(recipe.frame_input)  # refuses an unknown one, naming it
     return dataclasses.replace(recipe, without=tuple(without))
 

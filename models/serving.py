@@ -5,8 +5,8 @@ Signatures:
     classify_records(records string [None])      serialized clips in the shard format
 both -> probabilities float32 [None, C], class_id int64 [None], class_name string [None].
 For reuse across overlapping windows (a timeline), when every time step's input depends on that
-step's images only (frame inputs rgb, next_diff, flow; not diff or bg_diff, which look at other
-steps), the model also comes in two halves:
+step's images only (frame inputs rgb, next_diff, flow, seen whole; not diff or bg_diff, nor the
+actor view, which look at other steps), the model also comes in two halves:
     frame_features(frames uint8 [None, H, W, 3P]) -> features float32 [None, F]   per time step
     classify_features(features float32 [None, T, F]) -> as serving_default
 so a frame two windows share is run through the front end once.
@@ -51,7 +51,7 @@ def _outputs(probabilities: tf.Tensor, label_names: Sequence[str]) -> dict[str, 
 
 
 FEATURES_LAYER = "frame_features"
-CROSS_STEP_LAYERS = ("frame_difference", "background_difference")  # inputs that look at other time steps
+CROSS_STEP_LAYERS = ("frame_difference", "background_difference", "actor_view")  # inputs that look at other time steps
 
 
 def splits_per_step(model: keras.Model) -> bool:

@@ -51,11 +51,7 @@ class TrainConfig:
     batch_size: int = 64  # global, over all replicas
     recipe: str = "improved"  # models.recipes.RECIPES
     without: tuple[str, ...] = ()  # parts of the recipe switched off (ablations)
-    learning_rate: float | None = None  # None: the recipe's
-    augment: float | None = None  # augmentation strength, 0 off to 1; None: the recipe's
-    frame_input: str | None = None  # models.kinds.FRAME_INPUTS; None: the recipe's
-    dropout: float | None = None  # None: the recipe's
-    weight_decay: float | None = None  # AdamW's decoupled decay; None: the recipe's
+    overrides: recipes.Overrides = recipes.Overrides()  # the recipe's settings changed for this run
     backbone_weights: str | None = None  # mobilenet_gru: None, "imagenet" or a weights file
     seed: int = 0
     deterministic: bool = False
@@ -262,9 +258,7 @@ class JobProgress(keras.callbacks.Callback):
 def recipe_of(config: TrainConfig, name: str | None) -> recipes.Recipe:
     """The recipe model `name` trains with under `config` (its front end's settings, then the
     flags); name None: the recipe's settings for every model (its augmentation is one of them)."""
-    return recipes.get(config.recipe, config.without, model=name, learning_rate=config.learning_rate,
-                       augment=config.augment, frame_input=config.frame_input, dropout=config.dropout,
-                       weight_decay=config.weight_decay)
+    return recipes.get(config.recipe, config.without, model=name, **dataclasses.asdict(config.overrides))
 
 
 def input_datasets(config: TrainConfig, strategy: tf.distribute.Strategy, manifest: Manifest, epochs_done: int = 0, steps: int = 0):
@@ -342,11 +336,11 @@ def train(name: str, config: TrainConfig, strategy: tf.distribute.Strategy, mani
 
 
 def build(name: str, clip: ClipSpec, num_classes: int, recipe: recipes.Recipe, backbone_weights: str | None = None) -> keras.Model:
-    """The model `name` for clips of `clip`, with what the recipe changes of it (input, normalization)."""
+    """The model `name` for clips of `clip`, with what the recipe changes of it (input, view, normalization)."""
     return builder.build_model(
         name, num_frames=clip.num_frames, height=clip.height, width=clip.width, num_classes=num_classes,
         feature_norm=recipes.normalizes_features(recipe, name), frame_input=recipe.frame_input,
-        backbone_weights=backbone_weights, frames_per_step=clip.frames_per_step, dropout=recipe.dropout,
+        backbone_weights=backbone_weights, frames_per_step=clip.frames_per_step, dropout=recipe.dropout, view=recipe.view,
     )
 
 

@@ -213,7 +213,8 @@ def test_xla_and_augmentation_train(tiny, tmp_path):
                    "--jit_compile", "--augment=1", "--mixed_precision=none")
     assert result.returncode == 0, result.stderr[-2000:]
     m = json.load(open(tmp_path / "cnn_lstm" / "metrics.json"))
-    assert m["config"]["jit_compile"] and m["config"]["augment"] and m["epochs_run"] == 1
+    assert m["config"]["jit_compile"] and m["config"]["overrides"]["augment"] == m["recipe_settings"]["augment"] == 1.0
+    assert m["epochs_run"] == 1
 
 
 def test_two_recipes_train_side_by_side_and_compare(tiny, tmp_path):
