@@ -28,6 +28,14 @@ MIN_HEIGHT = 0.4  # the box's smallest height, as a fraction of the frame's (a w
 PRIOR = 1e-3  # weight of the frame's centre: where the box goes when nothing moves
 
 
+def default_size(height: int) -> tuple[int, int]:
+    """The crop for frames `height` pixels high: square, half the height (the smallest box, 0.4 of
+    it, then keeps its detail), in steps of 16 (the ConvNet halves it four times), from 16 to 64:
+    32 at 64 x 80, 64 at 128 x 160 and above (a box of a 240-high frame is then sampled down)."""
+    side = max(16, min(64, height // 2 // 16 * 16))
+    return side, side
+
+
 def blur_size(height: int) -> int:
     """The motion map's box-blur kernel for frames `height` pixels high: about 1/25 of the
     height, odd, at least 3 (5 at 128, 3 at 64): noise specks vanish, a limb does not."""

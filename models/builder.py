@@ -24,6 +24,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from models import actor_view
 from models.actor_view import ActorView
 from models.kinds import (  # noqa: F401
     DISPLAY_NAMES, FRAME_INPUTS, MODEL_NAMES, MODELS, NEEDS_FLOW, NEEDS_NEXT, ORIGINAL_MODELS, PART_CHANNELS, VIEWS, ModelKind,
@@ -32,7 +33,6 @@ from models.kinds import (  # noqa: F401
 
 _CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 CONVNET_FILTERS = (16, 32, 64, 128)
-VIEW_SIZE = (64, 64)  # the actor view's crop, height x width
 TRACK_FEATURES = 32  # the actor view's track (box centre and height per step), embedded
 
 
@@ -211,7 +211,7 @@ def build_model(
     backbone_weights: str | None = None,
     frames_per_step: int = 1,
     view: str = "frame",
-    view_size: tuple[int, int] = VIEW_SIZE,
+    view_size: tuple[int, int] | None = None,
 ) -> keras.Model:
     """One of MODEL_NAMES. Input: uint8 frames [B, T, H, W, 3 * frames_per_step] (with 2, each time
     step's frame and its partner on the channel axis; with 4, then the flow's x and y images:
@@ -219,7 +219,8 @@ def build_model(
 
     feature_norm: LayerNormalization of the per-frame features before the recurrent stack.
     view: "frame" (the front end sees whole frames) or "actor" (a view_size crop that follows the
-    moving actor, models.actor_view; the box's track, embedded, joins the per-frame features).
+    moving actor, models.actor_view; the box's track, embedded, joins the per-frame features);
+    view_size: the crop, height x width (default: actor_view.default_size of the frame height).
     backbone_weights (mobilenet only): None (from scratch), "imagenet" (Keras downloads them) or
     the path of a weights file of the backbone.
     """
@@ -241,8 +242,9 @@ def build_model(
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if view not in VIEWS:
         raise ValueError(f"view: unknown {view!r}; choose one of {', '.join(VIEWS)}")
-    if min(view_size) < 1:
-        raise ValueError(f"view_size must be positive, got {view_size}")
+    view_size = tuple(view_size or actor_view.default_size(height))
+    if len(view_size) != 2 or min(view_size) < 1:
+        raise ValueError(f"view_size must be two positive sizes, got {view_size}")
     frames = keras.Input((num_frames, height, width, 3 * frames_per_step), dtype="uint8", name="frames")
     x = _frame_input(frames, frame_input)
     track = None

@@ -158,3 +158,10 @@ def test_the_view_is_a_recipe_setting_the_convnet_takes_by_default():
         recipes.get("improved", view="person")
     with pytest.raises(ValueError, match="view: unknown 'person'"):
         build_model("gru", num_frames=2, height=8, width=8, num_classes=2, view="person")
+
+
+@pytest.mark.parametrize("height, side", [(24, 16), (64, 32), (96, 48), (128, 64), (240, 64)])
+def test_the_crop_is_half_the_frame_height_in_steps_of_16_up_to_64(height, side):
+    assert actor_view.default_size(height) == (side, side)
+    model = build_model("convnet_gru", num_frames=2, height=height, width=height * 5 // 4, num_classes=3, view="actor")
+    assert model.get_layer("actor_view").output[0].shape[2:4] == (side, side)
