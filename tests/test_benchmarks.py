@@ -107,3 +107,13 @@ def test_cli_errors():
             assert figures["exit_code"] == 0
         else:
             assert figures["exit_code"] in (1, 2) and ": error: " in figures["first_line"], (name, figures)
+
+
+def test_actor_view():
+    out = run("actor_view.py")
+    assert set(out["train_clips_per_second"]) == set(out["forward_seconds_per_clip"]) == {"frame", "actor"}
+    assert out["train_speed_ratio_actor_to_frame"] == pytest.approx(
+        out["train_clips_per_second"]["actor"] / out["train_clips_per_second"]["frame"])
+    assert out["forward_time_ratio_actor_to_frame"] == pytest.approx(
+        out["forward_seconds_per_clip"]["actor"] / out["forward_seconds_per_clip"]["frame"])
+    assert out["params"]["actor"] < out["params"]["frame"]  # a 32 x 32 crop at 64 x 80: fewer features per step
