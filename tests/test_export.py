@@ -337,14 +337,16 @@ def test_new_model_options_export_with_the_same_answers(name, frame_input, tmp_p
 def test_pairs_and_candidates_serve_the_centre_view_like_evaluation(video_tree, tmp_path, flow, next_gap):
     """Clips with 3 candidates per segment and a partner frame (the next one; two later with its
     flow, prepare's default): predict writes prepare's bytes, and classify_records answers what the
-    model answers on evaluation's centre view."""
+    model (the default convnet_gru, on the actor view) answers on evaluation's centre view."""
     from models import recipes
 
     clip = ClipSpec(num_frames=3, height=24, width=32, candidates=3, with_next=True, flow=flow, next_gap=next_gap)
     names, by_split = split_tree(video_tree)
     shards = str(tmp_path / "shards")
     manifest = writer.write_dataset(by_split, names, shards, writer.Settings(clip=clip), num_workers=2)
-    model = trainer.build("convnet_gru", clip, len(names), recipes.get("improved", frame_input="bg_diff+flow" if flow else "bg_diff+next_diff"))
+    recipe = recipes.get("improved", model="convnet_gru", frame_input="bg_diff+flow" if flow else "bg_diff+next_diff")
+    model = trainer.build("convnet_gru", clip, len(names), recipe)
+    assert recipe.view == "actor" and model.get_layer("actor_view")  # the default model's view, served
     saved = str(tmp_path / "saved")
     serving.export(model, saved, names, clip)
     assert export_asset.read(saved).clip == clip
