@@ -5,8 +5,8 @@ The one place that turns a video into model pixels: `prepare` and `predict` both
 runs in prepare's worker processes.
 
 Decoding uses PyAV (FFmpeg), because it exposes what OpenCV hides: the real packets, the
-display rotation and (for the benchmarks issue) the container's keyframe index. OpenCV does
-the resizing and JPEG encoding.
+display rotation and (for the benchmarks issue) the container's keyframe index. FFmpeg's scaler
+turns a decoded frame into model pixels (`model_pixels`); OpenCV does the JPEG encoding.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import av
 import cv2
+from av.video.reformatter import VideoReformatter
 import numpy as np
 
 from pipeline import flow, sampler, storage
@@ -62,26 +63,6 @@ def is_live(path: str) -> bool:
     return path.startswith(LIVE_PREFIXES)
 
 
-def letterbox(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Pad with black, centred, to the height:width aspect ratio, then resize (area interpolation).
-
-    frame: uint8 [h, w, 3]. Returns uint8 [height, width, 3].
-    """
-    h, w = frame.shape[:2]
-    # Integer cross-multiplication decides which side to pad, so no float rounding flips it.
-    if w * height > h * width:  # too wide: pad top and bottom
-        padded_h = (w * height + width // 2) // width
-        top = (padded_h - h) // 2
-        frame = cv2.copyMakeBorder(frame, top, padded_h - h - top, 0, 0, cv2.BORDER_CONSTANT, value=0)
-    elif w * height < h * width:  # too tall: pad left and right
-        padded_w = (h * width + height // 2) // height
-        left = (padded_w - w) // 2
-        frame = cv2.copyMakeBorder(frame, 0, 0, left, padded_w - w - left, cv2.BORDER_CONSTANT, value=0)
-    if frame.shape[:2] == (height, width):
-        return np.ascontiguousarray(frame)
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-
-
 def open_video(path: str) -> av.container.InputContainer:
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
@@ -121,11 +102,15 @@ def _decoded_frames(path: str) -> Iterator[av.VideoFrame]:
             return
 
 
-def _sample_aspect(path: str) -> fractions.Fraction:
-    """Displayed width over height of one stored pixel: 1 unless the file says otherwise."""
-    with open_video(path) as container:
-        sar = container.streams.video[0].sample_aspect_ratio
+def _sample_aspect(stream: av.video.stream.VideoStream) -> fractions.Fraction:
+    """Displayed width over height of one stored pixel: 1 unless the stream says otherwise."""
+    sar = stream.sample_aspect_ratio
     return fractions.Fraction(sar) if sar and sar > 0 else fractions.Fraction(1)
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """The display rotation, in quarter turns counter-clockwise."""
+    return round(frame.rotation / 90) % 4
 
 
 def displayed(frame: av.VideoFrame, sample_aspect: fractions.Fraction = fractions.Fraction(1)) -> np.ndarray:
@@ -136,31 +121,88 @@ def displayed(frame: av.VideoFrame, sample_aspect: fractions.Fraction = fraction
         h, w = rgb.shape[:2]
         size = (round(w * sample_aspect), h) if sample_aspect > 1 else (w, round(h / sample_aspect))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
-    quarter_turns = round(frame.rotation / 90) % 4  # degrees counter-clockwise
-    if quarter_turns:
-        rgb = np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
+    turns = _quarter_turns(frame)
+    if turns:
+        rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
     return rgb
+
+
+def displayed_size(frame: av.VideoFrame, sample_aspect: fractions.Fraction = fractions.Fraction(1)) -> tuple[int, int]:
+    """(height, width) of the frame as `displayed` shapes it."""
+    h, w = frame.height, frame.width
+    if sample_aspect > 1:
+        w = round(w * sample_aspect)
+    elif sample_aspect < 1:
+        h = round(h / sample_aspect)
+    return (w, h) if _quarter_turns(frame) % 2 else (h, w)
+
+
+def fitted_size(h: int, w: int, height: int, width: int) -> tuple[int, int]:
+    """(rows, columns) an h x w picture takes inside height x width at its own aspect ratio: the
+    whole of one side, the other rounded (integer cross-multiplication, so no float rounding
+    decides which side is full)."""
+    if w * height > h * width:  # too wide: full width, bars top and bottom
+        return max(1, (h * width + w // 2) // w), width
+    if w * height < h * width:  # too tall: full height, bars left and right
+        return height, max(1, (w * height + h // 2) // h)
+    return height, width
+
+
+_reformatter = None
+
+
+def _scaler() -> VideoReformatter:
+    """One per process: it keeps FFmpeg's scaler set up between frames of the same size, which
+    a frame's own `reformat` sets up anew every time (2 to 3 times the cost at 720p)."""
+    global _reformatter
+    if _reformatter is None:
+        _reformatter = VideoReformatter()
+    return _reformatter
+
+
+def model_pixels(frame: av.VideoFrame, height: int, width: int, sample_aspect: fractions.Fraction = fractions.Fraction(1)) -> np.ndarray:
+    """A decoded frame as the model sees it: uint8 RGB [height, width, 3], the displayed picture
+    (square pixels, rotation) scaled to fit at its own aspect ratio (area averaging) and centred on
+    black bars. FFmpeg's scaler converts the colours and scales in one pass from the decoder's own
+    planes: a fifth of the time of converting at the full size and resizing after (BUILD_NOTES,
+    "prepare's cost"), where the pixels differ from that by 0.7 of a level on average."""
+    turns = _quarter_turns(frame)
+    rows, cols = fitted_size(*displayed_size(frame, sample_aspect), height, width)
+    scaled_h, scaled_w = (cols, rows) if turns % 2 else (rows, cols)
+    rgb = _scaler().reformat(frame, width=scaled_w, height=scaled_h, format="rgb24", interpolation="AREA").to_ndarray()
+    if turns:
+        rgb = np.rot90(rgb, k=turns)
+    if (rows, cols) == (height, width):
+        return np.ascontiguousarray(rgb)
+    out = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - rows) // 2, (width - cols) // 2
+    out[top:top + rows, left:left + cols] = rgb
+    return out
 
 
 def displayed_frames(path: str) -> Iterator[np.ndarray]:
     """Every decodable frame of `path` in order, RGB uint8 [h, w, 3] shaped as a player shows it
     (square pixels, rotation applied); for tools that copy a video (nightify)."""
-    sample_aspect = _sample_aspect(path)
+    with open_video(path) as container:
+        sample_aspect = _sample_aspect(container.streams.video[0])
     for frame in _decoded_frames(path):
         yield displayed(frame, sample_aspect)
+
+
+def _rate(stream: av.video.stream.VideoStream) -> float:
+    return float(stream.average_rate or stream.guessed_rate or 25)
 
 
 def frame_rate(path: str) -> float:
     """Frames per second of the video stream (its average rate, else FFmpeg's guess, else 25)."""
     with open_video(path) as container:
-        stream = container.streams.video[0]
-        return float(stream.average_rate or stream.guessed_rate or 25)
+        return _rate(container.streams.video[0])
 
 
-def _converter(path: str, height: int, width: int) -> Callable[[av.VideoFrame], np.ndarray]:
-    """Decoded frame of `path` to model pixels: displayed shape, letterboxed to height x width."""
-    sample_aspect = _sample_aspect(path)
-    return lambda frame: letterbox(displayed(frame, sample_aspect), height, width)
+def _converter(stream: av.video.stream.VideoStream, height: int, width: int) -> Callable[[av.VideoFrame], np.ndarray]:
+    """Decoded frame of `stream` to model pixels."""
+    sample_aspect = _sample_aspect(stream)
+    return lambda frame: model_pixels(frame, height, width, sample_aspect)
 
 
 def _collect(path: str, plan: Sequence[int], convert: Callable[[av.VideoFrame], np.ndarray]) -> tuple[dict[int, np.ndarray], int]:
@@ -197,10 +239,13 @@ def read_frames(path: str, plan_for: Callable[[int], list[int]], height: int, wi
                 return read_frames(local, plan_for, height, width)
             except VideoError as e:
                 raise VideoError(str(e).replace(local, path)) from None
-    fast = sampler.read_planned(path, open_video, plan_for, _converter(path, height, width))
+    with open_video(path) as container:  # opened once: the index, the shape and rate, the decode
+        stream = container.streams.video[0]
+        rate = _rate(stream)
+        fast = sampler.read_planned(container, plan_for, _converter(stream, height, width))
     if fast is not None:
         kept, plan, decoded = fast
-        return Clip(np.stack([kept[i] for i in plan]), tuple(plan), decoded, frame_rate(path))
+        return Clip(np.stack([kept[i] for i in plan]), tuple(plan), decoded, rate)
     return read_frames_sequential(path, plan_for, height, width)
 
 
@@ -212,7 +257,9 @@ def read_clip_sequential(path: str, num_frames: int, height: int, width: int) ->
 def read_frames_sequential(path: str, plan_for: Callable[[int], list[int]], height: int, width: int) -> Clip:
     """read_frames by decoding every frame in order: the reference method, and the fallback."""
     guess = _count_packets(path)
-    convert = _converter(path, height, width)
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        convert, rate = _converter(stream, height, width), _rate(stream)
     plan = plan_for(max(guess, 1))
     kept, decoded = _collect(path, plan, convert)
     if decoded == 0:
@@ -222,7 +269,7 @@ def read_frames_sequential(path: str, plan_for: Callable[[int], list[int]], heig
         kept, decoded_again = _collect(path, plan, convert)
         if decoded_again != decoded or not set(plan) <= kept.keys():
             raise VideoError(f"{path}: decoder gave {decoded} then {decoded_again} frames; unstable file")
-    return Clip(np.stack([kept[i] for i in plan]), tuple(plan), decoded, frame_rate(path))
+    return Clip(np.stack([kept[i] for i in plan]), tuple(plan), decoded, rate)
 
 
 def encode_jpeg(frames, quality: int) -> list[bytes]:

@@ -61,27 +61,25 @@ class _Fallback(Exception):
 
 
 def read_planned(
-    path: str,
-    container_opener: Callable[[str], av.container.InputContainer],
+    container: av.container.InputContainer,
     plan_for: Callable[[int], list[int]],
     convert: Callable[[av.VideoFrame], np.ndarray],
 ) -> tuple[dict[int, np.ndarray], list[int], int] | None:
-    """Decode only the frames `plan_for(num_frames)` asks for.
+    """Decode only the frames `plan_for(num_frames)` asks for, from a freshly opened `container`.
 
     Returns ({display index: converted frame}, plan, number of frames), or None to ask for a
     sequential decode instead.
     """
-    with container_opener(path) as container:
-        index = read_index(container)
-        if index is None:
-            return None
-        display = index.display_order
-        plan = plan_for(len(display))
-        wanted = {display[i]: i for i in set(plan)}  # pts -> display index
-        try:
-            kept = _decode_wanted(container, index, wanted, convert)  # starts with a seek
-        except (_Fallback, av.FFmpegError):
-            return None
+    index = read_index(container)
+    if index is None:
+        return None
+    display = index.display_order
+    plan = plan_for(len(display))
+    wanted = {display[i]: i for i in set(plan)}  # pts -> display index
+    try:
+        kept = _decode_wanted(container, index, wanted, convert)  # starts with a seek
+    except (_Fallback, av.FFmpegError):
+        return None
     return kept, plan, len(display)
 
 

@@ -30,6 +30,17 @@ def test_prepare_speed():
         assert out[kind]["ours_vs_keyframes_only_floor"] == pytest.approx(seconds["ours"] / seconds["keyframes_only"])
 
 
+def test_prepare_cost():
+    out = run("prepare_cost.py")
+    for kind in ("short_gop", "long_gop"):
+        seconds, ratios = out[kind]["seconds"], out[kind]["over_full_decode"]
+        assert set(seconds) == {"full_decode", "defaults", "defaults_before", "exact_decode", "one_frame"} and min(seconds.values()) > 0
+        for name, ratio in ratios.items():  # each printed ratio is its own timings' (a baseline swapped or inverted fails)
+            assert ratio == pytest.approx(seconds[name] / seconds["full_decode"])
+        # the defaults decode exactly what exact_decode does and then convert, flow and encode: never less time
+        assert seconds["defaults"] > seconds["exact_decode"]
+
+
 def test_prepare_defaults():
     out = run("prepare_defaults.py")
     assert out["videos"] == 12 and min(out["seconds"].values()) > 0

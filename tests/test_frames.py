@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline import frames
-from pipeline.frames import VideoError, letterbox, read_clip, sample_indices
+from pipeline.frames import VideoError, model_pixels, read_clip, sample_indices
 from tests import videos
 
 
@@ -40,6 +40,11 @@ def test_sample_indices_rejects_nothing_to_sample():
         sample_indices(0, 10)
 
 
+def letterbox(img, height, width):
+    """model_pixels of a decoded frame holding the RGB picture `img`."""
+    return model_pixels(av.VideoFrame.from_ndarray(img, format="rgb24"), height, width)
+
+
 def test_letterbox_pads_wide_frame_top_and_bottom_with_black():
     img = np.full((90, 320, 3), 200, np.uint8)  # 32:9 into 4:3 -> 240 rows, 75 black above and below
     out = letterbox(img, 240, 320)
@@ -49,11 +54,11 @@ def test_letterbox_pads_wide_frame_top_and_bottom_with_black():
 
 
 def test_letterbox_pads_tall_frame_left_and_right_and_resizes():
-    img = np.full((480, 180, 3), 100, np.uint8)  # padded to 480 x 640, then halved
+    img = np.full((480, 180, 3), 100, np.uint8)  # 90 x 240 after halving, centred in 320 columns
     out = letterbox(img, 240, 320)
     assert out.shape == (240, 320, 3)
     assert out[:, :115].max() == 0 and out[:, -115:].max() == 0
-    assert (out[:, 116:204] == 100).all()
+    assert (out[:, 115:205] == 100).all()
 
 
 def test_letterbox_same_aspect_is_a_plain_area_resize():
@@ -61,6 +66,14 @@ def test_letterbox_same_aspect_is_a_plain_area_resize():
     out = letterbox(img, 240, 320)
     expected = img.reshape(240, 2, 320, 2, 3).astype(np.float64).mean(axis=(1, 3))
     assert np.abs(out.astype(np.float64) - expected).max() <= 1.0
+
+
+@pytest.mark.parametrize("shape", [(90, 320), (480, 180), (48, 64), (144, 180), (720, 1280), (7, 3)])
+def test_the_fitted_size_keeps_the_aspect_and_fills_one_side(shape):
+    h, w = shape
+    rows, cols = frames.fitted_size(h, w, 240, 320)
+    assert rows == 240 or cols == 320
+    assert abs(rows / cols - h / w) <= 1 / min(rows, cols)  # within the rounding of the short side
 
 
 def test_reads_exact_frames_of_h264_with_b_frames(tmp_path):
@@ -98,7 +111,8 @@ def test_index_promising_more_frames_than_data_holds(tmp_path):
 
     path = videos.write_h264(str(tmp_path / "cut.mp4"), videos.flat_frames(30, noise=6), faststart=True, bframes=0, gop=1)
     videos.truncate(path, 0.5)
-    assert sampler.read_planned(path, frames.open_video, lambda m: sample_indices(m, 10), lambda f: f.pts) is None  # full decode
+    with frames.open_video(path) as container:
+        assert sampler.read_planned(container, lambda m: sample_indices(m, 10), lambda f: f.pts) is None  # full decode
     with av.open(path) as c:
         promised = c.streams.video[0].frames
     clip = read_clip(path, 10, 24, 32)
@@ -190,7 +204,8 @@ def test_fast_sampler_gives_exactly_the_sequential_frames(tmp_path, kind, n, gop
     path = videos.write_h264(str(tmp_path / f"{kind}.mp4"), frames_in, gop=gop, bframes=bframes)
     from pipeline import sampler
 
-    assert sampler.read_planned(path, frames.open_video, lambda m: sample_indices(m, 10), lambda f: f.pts) is not None
+    with frames.open_video(path) as container:
+        assert sampler.read_planned(container, lambda m: sample_indices(m, 10), lambda f: f.pts) is not None
     fast = read_clip(path, 10, 36, 48)  # took the fast path (checked above)
     slow = frames.read_clip_sequential(path, 10, 36, 48)
     assert fast.indices == slow.indices == tuple(sample_indices(n, 10))

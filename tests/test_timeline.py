@@ -54,9 +54,9 @@ def test_each_window_holds_what_prepare_takes_from_its_frames(long_video, spec):
 
 def test_one_decode_and_only_the_frames_some_window_takes(long_video, monkeypatch):
     opened, converted = [], []
-    real_open, real_letterbox = frames.open_video, frames.letterbox
+    real_open, real_convert = frames.open_video, frames.model_pixels
     monkeypatch.setattr(frames, "open_video", lambda p: opened.append(p) or real_open(p))
-    monkeypatch.setattr(frames, "letterbox", lambda f, h, w: converted.append(1) or real_letterbox(f, h, w))
+    monkeypatch.setattr(frames, "model_pixels", lambda *args: converted.append(1) or real_convert(*args))
     got = list(windows.WindowReader(long_video, SPEC, window_seconds=2.0, stride_seconds=1.0))
     assert len(got) == 9 and opened == [long_video]
     # the first window's 20 frames (kept whole in case the input is shorter), then 4 planned per later window

@@ -33,3 +33,20 @@ def test_run_tasks_survives_hang_crash_and_exception():
     assert not outcomes[1].ok and "timed out after 3 s" in outcomes[1].error
     assert not outcomes[2].ok and "exit code 3" in outcomes[2].error
     assert not outcomes[3].ok and outcomes[3].error.startswith("RuntimeError: boom")
+
+
+def _mark_start(path):
+    with open(path, "w"):
+        pass
+    return path
+
+
+def test_a_worker_has_its_next_task_while_the_caller_handles_an_outcome(tmp_path):
+    paths = [str(tmp_path / f"task{i}") for i in range(2)]
+    tasks = workers.run_tasks(_mark_start, paths, num_workers=1, timeout=30)
+    first = next(tasks)  # the caller holds the first outcome (prepare writes its record now) ...
+    deadline = time.monotonic() + 20
+    while not os.path.exists(paths[1]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first.value == paths[0] and os.path.exists(paths[1])  # ... while the one worker already runs the second task
+    assert [o.value for o in tasks] == [paths[1]]

@@ -120,7 +120,7 @@ class WindowReader:
             size = (frame.width, frame.height)
             wanted = i < g.window_frames or any(i - k * g.stride_frames in offsets for k in g.windows_holding(i))
             if wanted:
-                kept[i] = frames.letterbox(frames.displayed(frame, aspect), self.spec.height, self.spec.width)
+                kept[i] = frames.model_pixels(frame, self.spec.height, self.spec.width, aspect)
             if emitted * g.stride_frames + g.window_frames - 1 == i:
                 yield self._window(emitted, emitted * g.stride_frames, g.window_frames, kept)
                 emitted += 1

@@ -98,13 +98,13 @@ def run_tasks(
                 outcome, replace = _check(w, ready, timeout)
                 if outcome is None:
                     continue
-                yield outcome
                 if replace:
                     w.stop(kill=True)
                     w = workers[i] = _Worker(ctx, fn)
                 w.task = None
-                if pending:
+                if pending:  # the next task before the caller takes the outcome: no worker waits on it
                     w.give(*pending.pop())
+                yield outcome
     finally:
         for w in workers:
             w.stop(kill=w.task is not None)
