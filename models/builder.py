@@ -25,7 +25,7 @@ import keras
 from keras import layers
 
 from models import actor_view
-from models.actor_view import ActorView
+from models.actor_view import ActorView, LearnedView
 from models.kinds import (  # noqa: F401
     DISPLAY_NAMES, FRAME_INPUTS, MODEL_NAMES, MODELS, NEEDS_FLOW, NEEDS_NEXT, ORIGINAL_MODELS, PART_CHANNELS, VIEWS, ModelKind,
     frame_input_parts,
@@ -218,8 +218,9 @@ def build_model(
     ClipSpec); output: probabilities [B, classes].
 
     feature_norm: LayerNormalization of the per-frame features before the recurrent stack.
-    view: "frame" (the front end sees whole frames) or "actor" (a view_size crop that follows the
-    moving actor, models.actor_view; the box's track, embedded, joins the per-frame features);
+    view: "frame" (the front end sees whole frames), "actor" (a view_size crop that follows the
+    moving actor, models.actor_view; the box's track, embedded, joins the per-frame features) or
+    "learned" (the same crop, placed by a trained attention map that starts as the actor rule);
     view_size: the crop, height x width (default: actor_view.default_size of the frame height).
     backbone_weights (mobilenet only): None (from scratch), "imagenet" (Keras downloads them) or
     the path of a weights file of the backbone.
@@ -248,8 +249,9 @@ def build_model(
     frames = keras.Input((num_frames, height, width, 3 * frames_per_step), dtype="uint8", name="frames")
     x = _frame_input(frames, frame_input)
     track = None
-    if view == "actor":
-        x, track = ActorView(view_size, _flow_channels(parts), name="actor_view")([frames, x])
+    if view != "frame":
+        layer = ActorView if view == "actor" else LearnedView
+        x, track = layer(view_size, _flow_channels(parts), name=f"{view}_view")([frames, x])
     x = _front_end(x, kind, num_frames, dropout, conv_filters, conv_kernel, frame_input, backbone_weights)
     if feature_norm:
         x = layers.LayerNormalization(name="feature_norm")(x)

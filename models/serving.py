@@ -51,7 +51,7 @@ def _outputs(probabilities: tf.Tensor, label_names: Sequence[str]) -> dict[str, 
 
 
 FEATURES_LAYER = "frame_features"
-CROSS_STEP_LAYERS = ("frame_difference", "background_difference", "actor_view")  # inputs that look at other time steps
+CROSS_STEP_LAYERS = ("frame_difference", "background_difference", "actor_view", "learned_view")  # inputs that look at other time steps
 
 
 def splits_per_step(model: keras.Model) -> bool:

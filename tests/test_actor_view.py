@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from models import actor_view, build_model, converters, recipes, serving
-from models.actor_view import ActorView
+from models.actor_view import ActorView, LearnedView
 
 T, H, W = 5, 64, 80
 
@@ -104,11 +104,11 @@ ACTOR = dict(num_frames=3, height=32, width=40, num_classes=4, frame_input="bg_d
              view_size=(16, 16), feature_norm=True)
 
 
-@pytest.mark.parametrize("name", ["convnet_gru", "cnn_gru", "lstm"])
-def test_models_on_the_actor_view_train_and_survive_save_and_load(name, tmp_path):
+@pytest.mark.parametrize("name, view", [("convnet_gru", "actor"), ("cnn_gru", "actor"), ("lstm", "actor"), ("convnet_gru", "learned")])
+def test_models_on_the_actor_view_train_and_survive_save_and_load(name, view, tmp_path):
     keras.utils.set_random_seed(0)
-    model = build_model(name, **ACTOR)
-    assert model.get_layer("actor_view").output[0].shape == (None, 3, 16, 16, 5)
+    model = build_model(name, **{**ACTOR, "view": view})
+    assert model.get_layer(f"{view}_view").output[0].shape == (None, 3, 16, 16, 5)
     assert model.get_layer("features_and_track").output.shape[-1] == model.get_layer("frame_features").output.shape[-1] + 32
     assert not serving.splits_per_step(model)  # the box depends on the whole clip
     from models.trainer import compile_model
@@ -122,11 +122,16 @@ def test_models_on_the_actor_view_train_and_survive_save_and_load(name, tmp_path
     np.testing.assert_allclose(keras.models.load_model(tmp_path / "m.keras").predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
-def test_the_actor_view_converts_to_litert_builtins_and_onnx_with_the_same_answers():
+@pytest.mark.parametrize("view", ["actor", "learned"])
+def test_the_actor_view_converts_to_litert_builtins_and_onnx_with_the_same_answers(view):
     from ai_edge_litert.interpreter import Interpreter
     import onnxruntime
 
-    model = build_model("convnet_gru", **ACTOR)
+    keras.utils.set_random_seed(1)
+    model = build_model("convnet_gru", **{**ACTOR, "view": view})
+    if view == "learned":  # a trained correction, not the zeros it starts with
+        logit = model.get_layer("learned_view").attention[-1]
+        logit.kernel.assign(np.random.default_rng(1).normal(0, 0.5, logit.kernel.shape).astype(np.float32))
     x = moving_block(steps=3)[:, :, 16:48, 20:60]
     x = np.concatenate([x, x, np.full_like(x, 140), np.full_like(x, 128)], axis=-1)  # frame, partner, flow x and y
     reference = model.predict(x, verbose=0)
@@ -137,6 +142,51 @@ def test_the_actor_view_converts_to_litert_builtins_and_onnx_with_the_same_answe
     np.testing.assert_allclose(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]), reference, atol=1e-5)
     session = onnxruntime.InferenceSession(converters.to_onnx(model))
     np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], reference, atol=1e-5)
+
+
+def learned(frames, maps=None, size=(32, 32)):
+    maps = frames.astype(np.float32) / 255.0 if maps is None else maps
+    layer = LearnedView(size)
+    crops, track = layer([frames, maps])
+    return layer, keras.ops.convert_to_numpy(crops), keras.ops.convert_to_numpy(track)
+
+
+def test_the_learned_view_starts_as_the_actor_rule_to_within_a_cell():
+    clip = moving_block()
+    _, rule = view(clip)
+    _, _, track = learned(clip)
+    np.testing.assert_allclose(track[0, :, 0] * W / 2, rule[0, :, 0] * W / 2, atol=actor_view.CELL / 2)  # centre x, pixels
+    np.testing.assert_allclose(track[0, :, 1] * H / 2, rule[0, :, 1] * H / 2, atol=actor_view.CELL / 2)  # centre y
+    np.testing.assert_allclose(track[0, :, 2], rule[0, :, 2], rtol=0.1)  # one size per clip, about the rule's
+
+
+def test_the_learned_views_box_goes_where_its_correction_points():
+    clip = moving_block()  # the block crosses from the left edge (x -0.68) to the right (x 0.52)
+    layer, _, before = learned(clip)
+    left = np.zeros((1, T, H, W, 3), np.float32)
+    left[..., : W // 4, :] = 1.0  # the frame input lights up the frame's left quarter at every step
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer([clip, left])[1]), before, atol=1e-5)  # zero correction
+    # a correction that reads the frame input: three convolutions of positive weights, strongly
+    for conv in layer.attention[:2]:
+        conv.kernel.assign(np.full(conv.kernel.shape, 0.1, np.float32))
+    logit = layer.attention[-1]
+    logit.kernel.assign(np.full(logit.kernel.shape, 50.0, np.float32))
+    moved = keras.ops.convert_to_numpy(layer([clip, left])[1])
+    assert (moved[0, :, 0] < -0.6).all()  # every step's box in the left part of the frame, where the correction points
+    assert (moved[0, 2:, 0] < before[0, 2:, 0] - 0.5).all()  # the steps where the block is right of centre moved most
+
+
+def test_a_training_step_reaches_the_learned_views_attention():
+    keras.utils.set_random_seed(0)
+    model = build_model("convnet_gru", **{**ACTOR, "view": "learned"})
+    x = moving_block(steps=3)[:, :, 16:48, 20:60]
+    x = np.concatenate([x, x, np.full_like(x, 150), np.full_like(x, 128)], axis=-1).repeat(2, axis=0)
+    layer = model.get_layer("learned_view")
+    with tf.GradientTape() as tape:
+        loss = keras.losses.sparse_categorical_crossentropy(np.array([1, 2]), model(x, training=True))
+    grads = dict(zip([w.path for w in layer.trainable_weights], tape.gradient(loss, layer.trainable_weights)))
+    logit_kernel = [g for path, g in grads.items() if "attention_logit" in path and "kernel" in path][0]
+    assert float(tf.norm(logit_kernel)) > 0  # the loss reaches the box's placement through the crop and the track
 
 
 def test_mixed_float16_samples_in_float32_and_outputs_float32():
@@ -158,6 +208,7 @@ def test_the_view_is_a_recipe_setting_the_convnet_takes_by_default():
         recipes.get("improved", view="person")
     with pytest.raises(ValueError, match="view: unknown 'person'"):
         build_model("gru", num_frames=2, height=8, width=8, num_classes=2, view="person")
+    assert recipes.get("improved", model="convnet_gru", view="learned").view == "learned"
 
 
 @pytest.mark.parametrize("height, side", [(24, 16), (64, 32), (96, 48), (128, 64), (240, 64)])
