@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.prepare_speed import FPS, KINDS, SIZES, full_decode, make_video  # noqa: E402
+from benchmarks.prepare_speed import SIZES, full_decode, size_from_argv, videos_by_kind  # noqa: E402
 from pipeline import frames, sampler  # noqa: E402
 from pipeline.clip_spec import PREPARED  # noqa: E402
 
@@ -90,23 +90,14 @@ def _time(pool: ProcessPoolExecutor, method, paths: list[str]) -> float:
 
 
 def main() -> None:
-    size = "full"
-    for arg in sys.argv[1:]:
-        if arg.startswith("--size="):
-            size = arg.split("=", 1)[1]
+    size = size_from_argv()
     spec = SIZES[size]
     workers = os.cpu_count() or 1
-    rng = np.random.default_rng(0)
     out = {"size": size, "workers": workers, "clips_per_kind": spec["clips"], "resolution": f"{spec['width']}x{spec['height']}"}
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(workers) as pool:
-        for kind, gop in KINDS.items():
-            paths = []
-            for i in range(spec["clips"]):
-                n = int(FPS * rng.uniform(*spec["seconds"]))
-                paths.append(os.path.join(tmp, f"{kind}_{i}.mp4"))
-                make_video(paths[-1], spec["width"], spec["height"], n, gop, seed=i)
-            for name in METHODS:  # warm every method once (imports, the flow estimator, the scaler)
-                list(pool.map(METHODS[name], paths[:workers]))
+        for kind, paths in videos_by_kind(tmp, spec):
+            for method in METHODS.values():  # warm every method once (imports, the flow estimator, the scaler)
+                list(pool.map(method, paths[:workers]))
             runs = {name: [] for name in METHODS}
             for _ in range(2):
                 for name, method in METHODS.items():

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from typing import Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -98,22 +99,35 @@ def _time(method, paths: list[str], workers: int) -> float:
         return time.perf_counter() - start
 
 
-def main() -> None:
+def size_from_argv() -> str:
+    """The --size=... argument (full by default)."""
     size = "full"
     for arg in sys.argv[1:]:
         if arg.startswith("--size="):
             size = arg.split("=", 1)[1]
+    return size
+
+
+def videos_by_kind(tmp: str, spec: dict) -> Iterator[tuple[str, list[str]]]:
+    """(kind, the paths of its spec["clips"] videos, made in `tmp`) for each kind of KINDS; the
+    same files on every run (seeded lengths and content)."""
+    rng = np.random.default_rng(0)
+    for kind, gop in KINDS.items():
+        paths = []
+        for i in range(spec["clips"]):
+            n = int(FPS * rng.uniform(*spec["seconds"]))
+            paths.append(os.path.join(tmp, f"{kind}_{i}.mp4"))
+            make_video(paths[-1], spec["width"], spec["height"], n, gop, seed=i)
+        yield kind, paths
+
+
+def main() -> None:
+    size = size_from_argv()
     spec = SIZES[size]
     workers = os.cpu_count() or 1
-    rng = np.random.default_rng(0)
     out = {"size": size, "workers": workers, "clips_per_kind": spec["clips"], "resolution": f"{spec['width']}x{spec['height']}"}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, gop in KINDS.items():
-            paths = []
-            for i in range(spec["clips"]):
-                n = int(FPS * rng.uniform(*spec["seconds"]))
-                paths.append(os.path.join(tmp, f"{kind}_{i}.mp4"))
-                make_video(paths[-1], spec["width"], spec["height"], n, gop, seed=i)
+        for kind, paths in videos_by_kind(tmp, spec):
             seconds = {name: _time(fn, paths, workers) for name, fn in METHODS.items()}
             better_naive = min(seconds["full_decode"], seconds["seek"])
             out[kind] = {
