@@ -52,7 +52,7 @@ MISTAKES = [
      "next_diff, bg_diff, flow (--help lists the flags)"),
     (["train.py", "--augment=1.5"], 2, "train: error: flag --augment=1.5: 1.5 is not a number in the range [0.0, 1.0] "
      "(--help lists the flags)"),
-    (["train.py", "--view=person"], 2, "train: error: flag --view=person: value should be one of <frame|actor> "
+    (["train.py", "--view=person"], 2, "train: error: flag --view=person: value should be one of <frame|actor|learned> "
      "(--help lists the flags)"),
     (["train.py", "--data_dir={empty}"], 1, "train: error: {empty}/manifest.json: no manifest; is {empty} the output dir "
      "of `python -m pipeline.prepare`?"),
