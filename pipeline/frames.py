@@ -102,7 +102,7 @@ def _decoded_frames(path: str) -> Iterator[av.VideoFrame]:
             return
 
 
-def _sample_aspect(stream: av.video.stream.VideoStream) -> fractions.Fraction:
+def sample_aspect(stream: av.video.stream.VideoStream) -> fractions.Fraction:
     """Displayed width over height of one stored pixel: 1 unless the stream says otherwise."""
     sar = stream.sample_aspect_ratio
     return fractions.Fraction(sar) if sar and sar > 0 else fractions.Fraction(1)
@@ -184,25 +184,26 @@ def displayed_frames(path: str) -> Iterator[np.ndarray]:
     """Every decodable frame of `path` in order, RGB uint8 [h, w, 3] shaped as a player shows it
     (square pixels, rotation applied); for tools that copy a video (nightify)."""
     with open_video(path) as container:
-        sample_aspect = _sample_aspect(container.streams.video[0])
+        aspect = sample_aspect(container.streams.video[0])
     for frame in _decoded_frames(path):
-        yield displayed(frame, sample_aspect)
+        yield displayed(frame, aspect)
 
 
-def _rate(stream: av.video.stream.VideoStream) -> float:
+def stream_rate(stream: av.video.stream.VideoStream) -> float:
+    """Frames per second of `stream`: its average rate, else FFmpeg's guess, else 25."""
     return float(stream.average_rate or stream.guessed_rate or 25)
 
 
 def frame_rate(path: str) -> float:
     """Frames per second of the video stream (its average rate, else FFmpeg's guess, else 25)."""
     with open_video(path) as container:
-        return _rate(container.streams.video[0])
+        return stream_rate(container.streams.video[0])
 
 
 def _converter(stream: av.video.stream.VideoStream, height: int, width: int) -> Callable[[av.VideoFrame], np.ndarray]:
     """Decoded frame of `stream` to model pixels."""
-    sample_aspect = _sample_aspect(stream)
-    return lambda frame: model_pixels(frame, height, width, sample_aspect)
+    aspect = sample_aspect(stream)
+    return lambda frame: model_pixels(frame, height, width, aspect)
 
 
 def _collect(path: str, plan: Sequence[int], convert: Callable[[av.VideoFrame], np.ndarray]) -> tuple[dict[int, np.ndarray], int]:
@@ -241,7 +242,7 @@ def read_frames(path: str, plan_for: Callable[[int], list[int]], height: int, wi
                 raise VideoError(str(e).replace(local, path)) from None
     with open_video(path) as container:  # opened once: the index, the shape and rate, the decode
         stream = container.streams.video[0]
-        rate = _rate(stream)
+        rate = stream_rate(stream)
         fast = sampler.read_planned(container, plan_for, _converter(stream, height, width))
     if fast is not None:
         kept, plan, decoded = fast
@@ -259,7 +260,7 @@ def read_frames_sequential(path: str, plan_for: Callable[[int], list[int]], heig
     guess = _count_packets(path)
     with open_video(path) as container:
         stream = container.streams.video[0]
-        convert, rate = _converter(stream, height, width), _rate(stream)
+        convert, rate = _converter(stream, height, width), stream_rate(stream)
     plan = plan_for(max(guess, 1))
     kept, decoded = _collect(path, plan, convert)
     if decoded == 0:

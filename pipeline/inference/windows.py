@@ -86,11 +86,8 @@ class WindowReader:
         with open_source(path, self.read_timeout) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            fps = float(stream.average_rate or stream.guessed_rate or 25)
-            self.geometry = Geometry.of(fps, self.window_seconds, self.stride_seconds)
-            sar = stream.sample_aspect_ratio
-            aspect = fractions.Fraction(sar) if sar and sar > 0 else fractions.Fraction(1)
-            yield from self._windows(self._decoded(container, stream), aspect)
+            self.geometry = Geometry.of(frames.stream_rate(stream), self.window_seconds, self.stride_seconds)
+            yield from self._windows(self._decoded(container, stream), frames.sample_aspect(stream))
 
     def _decoded(self, container, stream) -> Iterator[av.VideoFrame]:
         """Every frame in order; after a read or decoder error, the frames the decoder still holds."""
