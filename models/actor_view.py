@@ -15,6 +15,9 @@ frame) and height (a fraction of the frame's) at each time step, [B, T, 3].
 
 No trainable weights, and only gathers and arithmetic (no CropAndResize), so LiteRT converts it to
 builtin ops. A clip where nothing moves gets a box at the centre of the frame.
+
+The learned view (`LearnedView`, `GlimpseAttention`): boxes of the same kind on each step's few
+strongest movers, and attention the model trains to choose among them by what they show.
 """
 
 from __future__ import annotations
@@ -42,19 +45,42 @@ def blur_size(height: int) -> int:
     return max(3, (height // 25) | 1)
 
 
+def background_difference(frames):
+    """uint8 frames [B, T, H, W, 3P] -> float32 [B, T, H, W, 3]: each step's frame (the first 3
+    channels) minus the clip's per-pixel median, in [-1, 1]."""
+    steps = frames.shape[1]
+    rgb = ops.cast(frames[..., :3], "float32") / 255.0
+    return rgb - ops.sort(rgb, axis=1)[:, (steps - 1) // 2 : (steps - 1) // 2 + 1]
+
+
+def _blur(maps, k):
+    """[B, T, H, W] -> the same, each step box-blurred over k (or k[0] x k[1]) pixels."""
+    _, steps, height, width = maps.shape
+    blurred = ops.average_pool(ops.reshape(maps, (-1, height, width, 1)), k, strides=1, padding="same")
+    return ops.reshape(blurred, (-1, steps, height, width))
+
+
+def motion_map(frames):
+    """uint8 frames [B, T, H, W, 3P] -> float32 [B, T, H, W]: each pixel's blurred difference to the
+    clip's median, as a fraction of the clip's strongest."""
+    motion = _blur(ops.mean(ops.abs(background_difference(frames)), axis=-1), blur_size(frames.shape[2]))
+    return motion / (ops.max(motion, axis=(1, 2, 3), keepdims=True) + 1e-6)
+
+
+def body_map(frames):
+    """uint8 frames [B, T, H, W, 3P] -> float32 [B, T, H, W]: where a whole body differs from the
+    background, not a speck of noise: the signed background difference (channels' mean) averaged
+    over an upright person's box (a quarter of the frame's height by 1/PEAK_BLUR of it) first, so
+    that zero-mean sensor noise cancels, its magnitude after."""
+    height = frames.shape[2]
+    body = (max(3, (height // 4) | 1), max(3, (height // PEAK_BLUR) | 1))
+    return ops.abs(_blur(ops.mean(background_difference(frames), axis=-1), body))
+
+
 def motion_weight(frames):
     """uint8 frames [B, T, H, W, 3P] -> float32 [B, T, H, W]: how much each pixel counts as the
-    actor: its blurred difference to the clip's median (the first 3 channels), as a fraction of
-    the clip's strongest, less THRESHOLD (zero below it)."""
-    _, steps, height, width, _ = frames.shape
-    rgb = ops.cast(frames[..., :3], "float32") / 255.0
-    median = ops.sort(rgb, axis=1)[:, (steps - 1) // 2 : (steps - 1) // 2 + 1]
-    motion = ops.mean(ops.abs(rgb - median), axis=-1, keepdims=True)  # [B, T, H, W, 1]
-    k = blur_size(height)
-    blurred = ops.average_pool(ops.reshape(motion, (-1, height, width, 1)), k, strides=1, padding="same")
-    motion = ops.reshape(blurred, (-1, steps, height, width))
-    motion = motion / (ops.max(motion, axis=(1, 2, 3), keepdims=True) + 1e-6)
-    return ops.relu(motion - THRESHOLD)
+    actor: its `motion_map`, less THRESHOLD (zero below it)."""
+    return ops.relu(motion_map(frames) - THRESHOLD)
 
 
 def box_height(spread, height: int, scale=1.0):
@@ -144,62 +170,117 @@ class ActorView(layers.Layer):
         return out
 
 
-CELL = 4  # the learned view's attention grid: one cell for every CELL x CELL pixels
-ATTENTION_FILTERS = 16
+GLIMPSES = 3  # the learned view's candidate boxes per time step
+PEAK_BLUR = 8  # body_map's box: a quarter of the frame's height by 1/PEAK_BLUR of it
+WINDOW = (0.4, 0.25)  # a candidate's window, half its height and width as fractions of the frame's height: one person
 
 
 @keras.saving.register_keras_serializable(package="noctact")
 class LearnedView(ActorView):
-    """The actor view with a box the model learns to place: same inputs and outputs as ActorView.
+    """Candidate boxes on each of the GLIMPSES strongest movers of every time step, for a model that
+    learns which one to look at: [frames, maps] -> [crops [B, T, G, h, w, C], tracks [B, T, G, 3]].
 
-    Where ActorView takes the weighted centre of the motion weight, this one takes the expected
-    position under an attention map over a grid of CELL x CELL-pixel cells, per time step:
-    softmax(log(the rule's weight in the cell + a small prior) + correction), where the correction
-    is a small CNN (three 3x3 convolutions, the second dilated) of the cell's motion weight and
-    frame input (bg_diff, flow, ...). Its last layer starts at zero, so an untrained view is the
-    actor view's rule (to within the grid: the centre moves by under a cell), and training moves
-    the box where the loss wants it: the gradient reaches the correction through the bilinear crop
-    and the track (a spatial transformer, with the rule as its starting point). The box's size is
-    the rule's (one per clip, from the weighted rows' spread under the same attention) times a
-    learned factor, exp(log_scale), 1 at the start. For what the rule cannot tell apart: camera
-    shake (motion everywhere) and a second thing that moves (a passing light).
+    Where the actor rule takes the weighted centre of all that moves (between two movers when
+    there are two; pulled around by a shaking camera's edges; anywhere in sensor noise), this
+    view finds where a body differs most from the background (`body_map`), blanks a window of one
+    person around it (2 x WINDOW of the frame's height, tall and narrow), and repeats, GLIMPSES
+    times per step. Inside each window the rule's weights (relative to the window's own peak)
+    give the box its centre and its rows' spread; a candidate's size is one per clip (its
+    spreads' mean over the steps, as the rule sizes its box). Candidates are ordered by their
+    peak's strength. What to look at is left to the model: `GlimpseAttention` scores each
+    candidate's features and pools them (attention MIL), so the choice is learned from what the
+    crops show (a person, not a passing light), with gradients straight to the scores, not
+    through the boxes' geometry. The boxes themselves
+    have no weights and use top_k, gathers and arithmetic only (LiteRT builtins).
     """
 
-    def __init__(self, size: tuple[int, int] = (64, 64), flow_channels: tuple[int, ...] = (), **kwargs):
+    def __init__(self, size: tuple[int, int] = (64, 64), flow_channels: tuple[int, ...] = (), glimpses: int = GLIMPSES, **kwargs):
         super().__init__(size, flow_channels, **kwargs)
-        self.attention = [
-            layers.Conv2D(ATTENTION_FILTERS, 3, padding="same", activation="relu", name="attention_conv0"),
-            layers.Conv2D(ATTENTION_FILTERS, 3, padding="same", dilation_rate=2, activation="relu", name="attention_conv1"),
-            layers.Conv2D(1, 1, kernel_initializer="zeros", name="attention_logit"),
-        ]
+        self.glimpses = int(glimpses)
+
+    def get_config(self):
+        return {**super().get_config(), "glimpses": self.glimpses}
+
+    def compute_output_shape(self, input_shape):
+        _, maps = input_shape
+        return (maps[0], maps[1], self.glimpses, *self.size, maps[4]), (maps[0], maps[1], self.glimpses, 3)
+
+    def call(self, inputs):
+        frames, maps = inputs
+        maps = ops.cast(maps, "float32")
+        crops, tracks = [], []
+        for cy, cx, box_h in self._boxes(frames):
+            crop, track = self._crop(maps, cy, cx, box_h)
+            crops.append(crop)
+            tracks.append(track)
+        crops, tracks = ops.stack(crops, axis=2), ops.stack(tracks, axis=2)
+        return ops.cast(crops, self.compute_dtype), ops.cast(tracks, self.compute_dtype)
+
+    def _crop(self, maps, cy, cx, box_h):
+        """ActorView's crop and track for one box per step."""
+        _, steps, height, width, channels = maps.shape
+        box_w = box_h * (self.size[1] / self.size[0])
+        crops = self._sample(maps, cy, cx, box_h, box_w)
+        if self.flow_channels:
+            zoom = ops.reshape(0.5 * width / box_w, (-1, 1, 1, 1, 1))
+            scale = [zoom if c in self.flow_channels else ops.ones_like(zoom) for c in range(channels)]
+            crops = crops * ops.concatenate(scale, axis=-1)
+        track = ops.stack([cx / width * 2.0 - 1.0, cy / height * 2.0 - 1.0,
+                           ops.repeat(ops.expand_dims(box_h / height, 1), steps, axis=1)], axis=-1)
+        return crops, track
+
+    def _boxes(self, frames):
+        """GLIMPSES (centre y [B, T], centre x [B, T], height [B]) in pixels, strongest first."""
+        _, steps, height, width = frames.shape[:4]
+        blob, motion = body_map(frames), motion_map(frames)
+        ys = ops.reshape(ops.arange(height, dtype="float32") + 0.5, (1, 1, height, 1))
+        xs = ops.reshape(ops.arange(width, dtype="float32") + 0.5, (1, 1, 1, width))
+        reach_y, reach_x = WINDOW[0] * height, WINDOW[1] * height
+        boxes = []
+        for _ in range(self.glimpses):
+            # top_k, not argmax (whose negative-zero fix is a bitwise op LiteRT lacks); float row and column
+            _, peak = ops.top_k(ops.reshape(blob, (-1, steps, height * width)), 1)
+            peak = ops.cast(ops.reshape(peak, (-1, steps, 1, 1)), "float32")
+            row = ops.floor((peak + 0.5) / width)
+            window = ops.cast(ops.logical_and(ops.abs(ys - row - 0.5) < reach_y, ops.abs(xs - (peak - row * width) - 0.5) < reach_x), "float32")
+            local = motion * window  # the rule, inside the window
+            weight = ops.relu(local / (ops.max(local, axis=(2, 3), keepdims=True) + 1e-6) - THRESHOLD)
+            total = ops.sum(weight, axis=(2, 3)) + 1e-6
+            cy = ops.sum(weight * ys, axis=(2, 3)) / total
+            cx = ops.sum(weight * xs, axis=(2, 3)) / total
+            rows = ops.sum(weight * ops.square(ys - ops.reshape(cy, (-1, steps, 1, 1))), axis=(2, 3))
+            spread = ops.sum(rows, axis=1) / ops.sum(total, axis=1)
+            boxes.append((cy, cx, box_height(spread, height)))
+            blob, motion = blob * (1.0 - window), motion * (1.0 - window)
+        return boxes
+
+
+@keras.saving.register_keras_serializable(package="noctact")
+class GlimpseAttention(layers.Layer):
+    """[features [B, T, G, F], tracks [B, T, G, 3]] -> [features [B, T, F], track [B, T, 3]]: each
+    step's candidates pooled by learned attention (Ilse et al. 2018, attention-based MIL): a
+    score from each candidate's features (tanh hidden layer, then one linear unit), softmax over
+    the candidates, and the features and tracks averaged with those weights."""
+
+    def __init__(self, hidden: int = 32, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = int(hidden)
+        self.score_hidden = layers.Dense(self.hidden, activation="tanh", name="score_hidden")
+        self.score = layers.Dense(1, name="score")
+
+    def get_config(self):
+        return {**super().get_config(), "hidden": self.hidden}
 
     def build(self, input_shape):
-        _, maps = input_shape
-        shape = (None, -(-maps[2] // CELL), -(-maps[3] // CELL), maps[4] + 1)
-        for conv in self.attention:
-            conv.build(shape)
-            shape = conv.compute_output_shape(shape)
-        self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale")
+        features, _ = input_shape
+        self.score_hidden.build(features)
+        self.score.build((*features[:-1], self.hidden))
 
-    def _box(self, frames, maps):
-        _, steps, height, width, channels = maps.shape
-        weight = motion_weight(frames)  # [B, T, H, W]
-        cells = ops.concatenate([ops.expand_dims(weight, -1), maps], axis=-1)
-        cells = ops.average_pool(ops.reshape(cells, (-1, height, width, channels + 1)), CELL, strides=CELL, padding="same")
-        rows, cols = cells.shape[1], cells.shape[2]
-        x = cells
-        for conv in self.attention:
-            x = conv(x)
-        prior = PRIOR / (rows * cols)
-        logits = ops.log(cells[..., 0] * CELL * CELL + prior) + ops.cast(x[..., 0], "float32")
-        attention = ops.softmax(ops.reshape(logits, (-1, steps, rows * cols)), axis=-1)
-        attention = ops.reshape(attention, (-1, steps, rows, cols))
-        ys = ops.reshape(ops.minimum((ops.arange(rows, dtype="float32") + 0.5) * CELL, float(height)), (1, 1, rows, 1))
-        xs = ops.reshape(ops.minimum((ops.arange(cols, dtype="float32") + 0.5) * CELL, float(width)), (1, 1, 1, cols))
-        cy = ops.sum(attention * ys, axis=(2, 3))
-        cx = ops.sum(attention * xs, axis=(2, 3))
-        # Steps count for the size as the rule counts them: by how much moves in them.
-        mass = ops.stop_gradient(ops.sum(weight, axis=(2, 3)) + PRIOR)  # [B, T]
-        rows_var = ops.sum(attention * ops.square(ys - ops.reshape(cy, (-1, steps, 1, 1))), axis=(2, 3))
-        spread = ops.sum(mass * rows_var, axis=1) / ops.sum(mass, axis=1)
-        return cy, cx, box_height(spread, height, ops.exp(self.log_scale))
+    def compute_output_shape(self, input_shape):
+        features, tracks = input_shape
+        return (*features[:2], features[3]), (*tracks[:2], tracks[3])
+
+    def call(self, inputs):
+        features, tracks = inputs
+        weights = ops.softmax(self.score(self.score_hidden(features)), axis=2)  # [B, T, G, 1]
+        return ops.sum(weights * features, axis=2), ops.sum(weights * ops.cast(tracks, features.dtype), axis=2)

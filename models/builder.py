@@ -25,7 +25,7 @@ import keras
 from keras import layers
 
 from models import actor_view
-from models.actor_view import ActorView, LearnedView
+from models.actor_view import ActorView, GlimpseAttention, LearnedView
 from models.kinds import (  # noqa: F401
     DISPLAY_NAMES, FRAME_INPUTS, MODEL_NAMES, MODELS, NEEDS_FLOW, NEEDS_NEXT, ORIGINAL_MODELS, PART_CHANNELS, VIEWS, ModelKind,
     frame_input_parts,
@@ -172,6 +172,16 @@ def _front_end(x, kind: str, num_frames: int, dropout: float, filters: int, kern
     return layers.Reshape((num_frames, -1), name="frame_features")(x)
 
 
+def _glimpses(frames, x, view_size, flow_channels, front_end):
+    """The learned view: the front end on every candidate box of every step (one set of weights),
+    then the candidates' features and tracks pooled by learned attention: [B, T, F], [B, T, 3]."""
+    crops, tracks = LearnedView(view_size, flow_channels, name="learned_view")([frames, x])
+    _, steps, glimpses, *crop = crops.shape
+    features = front_end(layers.Reshape((steps * glimpses, *crop), name="glimpses")(crops), steps * glimpses)
+    features = layers.Reshape((steps, glimpses, features.shape[-1]), name="glimpse_features")(features)
+    return GlimpseAttention(name="glimpse_attention")([features, tracks])
+
+
 def _recurrent_stack(x, cell: str, units: tuple[int, ...], dropout: float):
     rnn = _CELLS[cell]
     for i, n in enumerate(units):
@@ -220,7 +230,7 @@ def build_model(
     feature_norm: LayerNormalization of the per-frame features before the recurrent stack.
     view: "frame" (the front end sees whole frames), "actor" (a view_size crop that follows the
     moving actor, models.actor_view; the box's track, embedded, joins the per-frame features) or
-    "learned" (the same crop, placed by a trained attention map that starts as the actor rule);
+    "learned" (crops on each step's strongest movers, their features pooled by trained attention);
     view_size: the crop, height x width (default: actor_view.default_size of the frame height).
     backbone_weights (mobilenet only): None (from scratch), "imagenet" (Keras downloads them) or
     the path of a weights file of the backbone.
@@ -249,10 +259,15 @@ def build_model(
     frames = keras.Input((num_frames, height, width, 3 * frames_per_step), dtype="uint8", name="frames")
     x = _frame_input(frames, frame_input)
     track = None
-    if view != "frame":
-        layer = ActorView if view == "actor" else LearnedView
-        x, track = layer(view_size, _flow_channels(parts), name=f"{view}_view")([frames, x])
-    x = _front_end(x, kind, num_frames, dropout, conv_filters, conv_kernel, frame_input, backbone_weights)
+    def front_end(y, steps):
+        return _front_end(y, kind, steps, dropout, conv_filters, conv_kernel, frame_input, backbone_weights)
+
+    if view == "learned":
+        x, track = _glimpses(frames, x, view_size, _flow_channels(parts), front_end)
+    else:
+        if view == "actor":
+            x, track = ActorView(view_size, _flow_channels(parts), name="actor_view")([frames, x])
+        x = front_end(x, num_frames)
     if feature_norm:
         x = layers.LayerNormalization(name="feature_norm")(x)
     if track is not None:

@@ -46,8 +46,8 @@ FRAME_INPUT_PARTS = ("rgb", "diff", "next_diff", "bg_diff", "flow")
 FRAME_INPUTS = ("rgb", "diff", "rgb+diff", "next_diff", "rgb+next_diff", "bg_diff", "bg_diff+next_diff",
                 "rgb+bg_diff+next_diff", "bg_diff+flow")  # the combinations measured (any "+" join of the parts is accepted)
 # Where each time step's front end looks: "frame", the whole frame; "actor", a box that follows the
-# moving actor (models.actor_view), with the box's track beside the frame features; "learned", that
-# box placed by an attention map the model trains, starting from the actor view's rule.
+# moving actor (models.actor_view), with the box's track beside the frame features; "learned", boxes
+# on each step's strongest movers, pooled by attention the model trains (which one shows the actor).
 VIEWS = ("frame", "actor", "learned")
 NEEDS_NEXT = "next_diff"
 NEEDS_FLOW = "flow"

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from models import actor_view, build_model, converters, recipes, serving
-from models.actor_view import ActorView, LearnedView
+from models.actor_view import ActorView, GlimpseAttention, LearnedView
 
 T, H, W = 5, 64, 80
 
@@ -108,7 +108,8 @@ ACTOR = dict(num_frames=3, height=32, width=40, num_classes=4, frame_input="bg_d
 def test_models_on_the_actor_view_train_and_survive_save_and_load(name, view, tmp_path):
     keras.utils.set_random_seed(0)
     model = build_model(name, **{**ACTOR, "view": view})
-    assert model.get_layer(f"{view}_view").output[0].shape == (None, 3, 16, 16, 5)
+    crops = (None, 3, actor_view.GLIMPSES, 16, 16, 5) if view == "learned" else (None, 3, 16, 16, 5)
+    assert model.get_layer(f"{view}_view").output[0].shape == crops
     assert model.get_layer("features_and_track").output.shape[-1] == model.get_layer("frame_features").output.shape[-1] + 32
     assert not serving.splits_per_step(model)  # the box depends on the whole clip
     from models.trainer import compile_model
@@ -129,9 +130,9 @@ def test_the_actor_view_converts_to_litert_builtins_and_onnx_with_the_same_answe
 
     keras.utils.set_random_seed(1)
     model = build_model("convnet_gru", **{**ACTOR, "view": view})
-    if view == "learned":  # a trained correction, not the zeros it starts with
-        logit = model.get_layer("learned_view").attention[-1]
-        logit.kernel.assign(np.random.default_rng(1).normal(0, 0.5, logit.kernel.shape).astype(np.float32))
+    if view == "learned":  # scores that tell the candidates apart, as trained ones do
+        score = model.get_layer("glimpse_attention").score
+        score.kernel.assign(np.random.default_rng(1).normal(0, 2.0, score.kernel.shape).astype(np.float32))
     x = moving_block(steps=3)[:, :, 16:48, 20:60]
     x = np.concatenate([x, x, np.full_like(x, 140), np.full_like(x, 128)], axis=-1)  # frame, partner, flow x and y
     reference = model.predict(x, verbose=0)
@@ -146,47 +147,60 @@ def test_the_actor_view_converts_to_litert_builtins_and_onnx_with_the_same_answe
 
 def learned(frames, maps=None, size=(32, 32)):
     maps = frames.astype(np.float32) / 255.0 if maps is None else maps
-    layer = LearnedView(size)
-    crops, track = layer([frames, maps])
-    return layer, keras.ops.convert_to_numpy(crops), keras.ops.convert_to_numpy(track)
+    crops, tracks = LearnedView(size)([frames, maps])
+    return keras.ops.convert_to_numpy(crops), keras.ops.convert_to_numpy(tracks)
 
 
-def test_the_learned_view_starts_as_the_actor_rule_to_within_a_cell():
+def test_with_one_mover_the_learned_views_first_candidate_is_the_actor_rules_box():
     clip = moving_block()
     _, rule = view(clip)
-    _, _, track = learned(clip)
-    np.testing.assert_allclose(track[0, :, 0] * W / 2, rule[0, :, 0] * W / 2, atol=actor_view.CELL / 2)  # centre x, pixels
-    np.testing.assert_allclose(track[0, :, 1] * H / 2, rule[0, :, 1] * H / 2, atol=actor_view.CELL / 2)  # centre y
-    np.testing.assert_allclose(track[0, :, 2], rule[0, :, 2], rtol=0.1)  # one size per clip, about the rule's
+    crops, tracks = learned(clip)
+    assert crops.shape == (1, T, actor_view.GLIMPSES, 32, 32, 3) and tracks.shape == (1, T, actor_view.GLIMPSES, 3)
+    np.testing.assert_allclose(tracks[0, :, 0, :2], rule[0, :, :2], atol=1e-4)  # the same centre at every step
+    np.testing.assert_allclose(tracks[0, :, 0, 2], rule[0, :, 2], rtol=1e-3)  # and size
 
 
-def test_the_learned_views_box_goes_where_its_correction_points():
-    clip = moving_block()  # the block crosses from the left edge (x -0.68) to the right (x 0.52)
-    layer, _, before = learned(clip)
-    left = np.zeros((1, T, H, W, 3), np.float32)
-    left[..., : W // 4, :] = 1.0  # the frame input lights up the frame's left quarter at every step
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer([clip, left])[1]), before, atol=1e-5)  # zero correction
-    # a correction that reads the frame input: three convolutions of positive weights, strongly
-    for conv in layer.attention[:2]:
-        conv.kernel.assign(np.full(conv.kernel.shape, 0.1, np.float32))
-    logit = layer.attention[-1]
-    logit.kernel.assign(np.full(logit.kernel.shape, 50.0, np.float32))
-    moved = keras.ops.convert_to_numpy(layer([clip, left])[1])
-    assert (moved[0, :, 0] < -0.6).all()  # every step's box in the left part of the frame, where the correction points
-    assert (moved[0, 2:, 0] < before[0, 2:, 0] - 0.5).all()  # the steps where the block is right of centre moved most
+def test_with_two_movers_the_learned_view_boxes_each_strongest_first():
+    clip = moving_block(x0=4, step=6, level=250)  # the brighter mover: a block crossing the top left, to the right
+    for t in range(T):  # a dimmer one at the bottom right, moving left (a pixel is covered at most twice)
+        clip[0, t, 46:60, 74 - t * 4:80 - t * 4] = 210
+    _, rule = view(clip)
+    _, tracks = learned(clip)
+    bright_x = (4 + 6 * np.arange(T) + 3.0) / W * 2 - 1
+    dim_x = (74 - 4 * np.arange(T) + 3.0) / W * 2 - 1
+    np.testing.assert_allclose(tracks[0, :, 0, 0], bright_x, atol=1e-3)  # candidate 0 on the brighter block
+    np.testing.assert_allclose(tracks[0, :, 0, 1], (22 + 10.0) / H * 2 - 1, atol=1e-3)
+    np.testing.assert_allclose(tracks[0, :, 1, 0], dim_x, atol=0.05)  # candidate 1 on the dimmer one
+    np.testing.assert_allclose(tracks[0, :, 1, 1], (46 + 7.0) / H * 2 - 1, atol=1e-3)
+    assert (np.abs(rule[0, :, 0] - tracks[0, :, 0, 0]) > 0.2).all()  # where the rule's box sits between them
 
 
-def test_a_training_step_reaches_the_learned_views_attention():
+def test_glimpse_attention_pools_the_candidates_its_scores_pick():
+    features = np.zeros((1, 2, 3, 4), np.float32)
+    features[0, :, 1] = 5.0  # candidate 1 stands out at both steps
+    tracks = np.arange(2 * 3 * 3, dtype=np.float32).reshape(1, 2, 3, 3)
+    pool = GlimpseAttention(hidden=4)
+    pooled, track = (keras.ops.convert_to_numpy(v) for v in pool([features, tracks]))
+    assert pooled.shape == (1, 2, 4) and track.shape == (1, 2, 3)
+    pool.score_hidden.kernel.assign(np.eye(4, dtype=np.float32))
+    pool.score.kernel.assign(np.full((4, 1), 10.0, np.float32))  # a high score for large features
+    pooled, track = (keras.ops.convert_to_numpy(v) for v in pool([features, tracks]))
+    np.testing.assert_allclose(pooled, 5.0, atol=1e-3)
+    np.testing.assert_allclose(track, tracks[:, :, 1], atol=1e-3)
+    pool.score.kernel.assign(np.zeros((4, 1), np.float32))  # no preference: the mean
+    pooled, track = (keras.ops.convert_to_numpy(v) for v in pool([features, tracks]))
+    np.testing.assert_allclose(pooled, 5.0 / 3, atol=1e-5)
+    np.testing.assert_allclose(track, tracks.mean(axis=2), atol=1e-5)
+
+
+def test_a_training_step_reaches_the_glimpse_scores():
     keras.utils.set_random_seed(0)
     model = build_model("convnet_gru", **{**ACTOR, "view": "learned"})
-    x = moving_block(steps=3)[:, :, 16:48, 20:60]
-    x = np.concatenate([x, x, np.full_like(x, 150), np.full_like(x, 128)], axis=-1).repeat(2, axis=0)
-    layer = model.get_layer("learned_view")
+    x = np.random.default_rng(0).integers(0, 256, (2, 3, 32, 40, 12), dtype=np.uint8)  # candidates that differ
+    score = model.get_layer("glimpse_attention").score
     with tf.GradientTape() as tape:
         loss = keras.losses.sparse_categorical_crossentropy(np.array([1, 2]), model(x, training=True))
-    grads = dict(zip([w.path for w in layer.trainable_weights], tape.gradient(loss, layer.trainable_weights)))
-    logit_kernel = [g for path, g in grads.items() if "attention_logit" in path and "kernel" in path][0]
-    assert float(tf.norm(logit_kernel)) > 0  # the loss reaches the box's placement through the crop and the track
+    assert float(tf.norm(tape.gradient(loss, score.kernel))) > 0  # the loss reaches which candidate is looked at
 
 
 def test_mixed_float16_samples_in_float32_and_outputs_float32():
