@@ -60,27 +60,27 @@ def _blur(maps, k):
     return ops.reshape(blurred, (-1, steps, height, width))
 
 
-def motion_map(frames):
-    """uint8 frames [B, T, H, W, 3P] -> float32 [B, T, H, W]: each pixel's blurred difference to the
-    clip's median, as a fraction of the clip's strongest."""
-    motion = _blur(ops.mean(ops.abs(background_difference(frames)), axis=-1), blur_size(frames.shape[2]))
+def motion_map(difference):
+    """`background_difference` [B, T, H, W, 3] -> float32 [B, T, H, W]: each pixel's blurred
+    difference to the clip's median, as a fraction of the clip's strongest."""
+    motion = _blur(ops.mean(ops.abs(difference), axis=-1), blur_size(difference.shape[2]))
     return motion / (ops.max(motion, axis=(1, 2, 3), keepdims=True) + 1e-6)
 
 
-def body_map(frames):
-    """uint8 frames [B, T, H, W, 3P] -> float32 [B, T, H, W]: where a whole body differs from the
+def body_map(difference):
+    """`background_difference` [B, T, H, W, 3] -> float32 [B, T, H, W]: where a whole body differs from the
     background, not a speck of noise: the signed background difference (channels' mean) averaged
     over an upright person's box (a quarter of the frame's height by 1/PEAK_BLUR of it) first, so
     that zero-mean sensor noise cancels, its magnitude after."""
-    height = frames.shape[2]
+    height = difference.shape[2]
     body = (max(3, (height // 4) | 1), max(3, (height // PEAK_BLUR) | 1))
-    return ops.abs(_blur(ops.mean(background_difference(frames), axis=-1), body))
+    return ops.abs(_blur(ops.mean(difference, axis=-1), body))
 
 
 def motion_weight(frames):
     """uint8 frames [B, T, H, W, 3P] -> float32 [B, T, H, W]: how much each pixel counts as the
     actor: its `motion_map`, less THRESHOLD (zero below it)."""
-    return ops.relu(motion_map(frames) - THRESHOLD)
+    return ops.relu(motion_map(background_difference(frames)) - THRESHOLD)
 
 
 def box_height(spread, height: int, scale=1.0):
@@ -113,9 +113,14 @@ class ActorView(layers.Layer):
 
     def call(self, inputs):
         frames, maps = inputs
-        _, steps, height, width, channels = maps.shape
         maps = ops.cast(maps, "float32")  # sampled in float32 under a mixed-precision policy too
-        cy, cx, box_h = self._box(frames, maps)
+        crops, track = self._crop(maps, *self._box(frames, maps))
+        return ops.cast(crops, self.compute_dtype), ops.cast(track, self.compute_dtype)
+
+    def _crop(self, maps, cy, cx, box_h):
+        """The crop of `maps` in one box per step (centre cy, cx [B, T], height box_h [B], pixels),
+        flow rescaled to the box, and the box's track: [B, T, h, w, C], [B, T, 3]."""
+        _, steps, height, width, channels = maps.shape
         box_w = box_h * (self.size[1] / self.size[0])  # square pixels in the crop
         crops = self._sample(maps, cy, cx, box_h, box_w)
         if self.flow_channels:
@@ -124,7 +129,7 @@ class ActorView(layers.Layer):
             crops = crops * ops.concatenate(scale, axis=-1)
         track = ops.stack([cx / width * 2.0 - 1.0, cy / height * 2.0 - 1.0,
                            ops.repeat(ops.expand_dims(box_h / height, 1), steps, axis=1)], axis=-1)
-        return ops.cast(crops, self.compute_dtype), ops.cast(track, self.compute_dtype)
+        return crops, track
 
     def _box(self, frames, maps):
         """(centre y [B, T], centre x [B, T], box height [B]) in pixels of the frame."""
@@ -208,31 +213,15 @@ class LearnedView(ActorView):
     def call(self, inputs):
         frames, maps = inputs
         maps = ops.cast(maps, "float32")
-        crops, tracks = [], []
-        for cy, cx, box_h in self._boxes(frames):
-            crop, track = self._crop(maps, cy, cx, box_h)
-            crops.append(crop)
-            tracks.append(track)
+        crops, tracks = zip(*(self._crop(maps, *box) for box in self._boxes(frames)))
         crops, tracks = ops.stack(crops, axis=2), ops.stack(tracks, axis=2)
         return ops.cast(crops, self.compute_dtype), ops.cast(tracks, self.compute_dtype)
-
-    def _crop(self, maps, cy, cx, box_h):
-        """ActorView's crop and track for one box per step."""
-        _, steps, height, width, channels = maps.shape
-        box_w = box_h * (self.size[1] / self.size[0])
-        crops = self._sample(maps, cy, cx, box_h, box_w)
-        if self.flow_channels:
-            zoom = ops.reshape(0.5 * width / box_w, (-1, 1, 1, 1, 1))
-            scale = [zoom if c in self.flow_channels else ops.ones_like(zoom) for c in range(channels)]
-            crops = crops * ops.concatenate(scale, axis=-1)
-        track = ops.stack([cx / width * 2.0 - 1.0, cy / height * 2.0 - 1.0,
-                           ops.repeat(ops.expand_dims(box_h / height, 1), steps, axis=1)], axis=-1)
-        return crops, track
 
     def _boxes(self, frames):
         """GLIMPSES (centre y [B, T], centre x [B, T], height [B]) in pixels, strongest first."""
         _, steps, height, width = frames.shape[:4]
-        blob, motion = body_map(frames), motion_map(frames)
+        difference = background_difference(frames)  # once: its median sorts every pixel over the steps
+        blob, motion = body_map(difference), motion_map(difference)
         ys = ops.reshape(ops.arange(height, dtype="float32") + 0.5, (1, 1, height, 1))
         xs = ops.reshape(ops.arange(width, dtype="float32") + 0.5, (1, 1, 1, width))
         reach_y, reach_x = WINDOW[0] * height, WINDOW[1] * height
