@@ -15,6 +15,8 @@ with the others (the faster run counts: these machines are noisy):
                     to RGB at its full size and resized by OpenCV, the scaler set up per frame
   exact_decode      only the decoding that `defaults` does (the sampler with nothing converted):
                     the floor of any exact reader of these frames
+  one_candidate     the defaults with one candidate per segment (`--candidates=1`, flow kept): 10
+                    frames, their partners and averaged flow frames, 10 flows, 40 JPEGs
   one_frame         the original's one frame per time step (`frames.read_clip`, 10 frames)
 Prints one JSON object: seconds per kind and each method's time over the full decode.
 """
@@ -39,10 +41,15 @@ from pipeline import frames, sampler  # noqa: E402
 from pipeline.clip_spec import PREPARED  # noqa: E402
 
 SPEC = dataclasses.replace(PREPARED, height=240, width=320)
+ONE_CANDIDATE = dataclasses.replace(SPEC, candidates=1)
 
 
 def defaults(path: str) -> int:
     return len(frames.read_encoded_clip((path, SPEC)).jpegs)
+
+
+def one_candidate(path: str) -> int:
+    return len(frames.read_encoded_clip((path, ONE_CANDIDATE)).jpegs)
 
 
 def _old_pixels(frame, height: int, width: int, sample_aspect) -> np.ndarray:
@@ -80,7 +87,7 @@ def one_frame(path: str) -> int:
 
 
 METHODS = {"full_decode": full_decode, "defaults": defaults, "defaults_before": defaults_before,
-           "exact_decode": exact_decode, "one_frame": one_frame}
+           "exact_decode": exact_decode, "one_candidate": one_candidate, "one_frame": one_frame}
 
 
 def _time(pool: ProcessPoolExecutor, method, paths: list[str]) -> float:

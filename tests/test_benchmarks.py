@@ -34,11 +34,13 @@ def test_prepare_cost():
     out = run("prepare_cost.py")
     for kind in ("short_gop", "long_gop"):
         seconds, ratios = out[kind]["seconds"], out[kind]["over_full_decode"]
-        assert set(seconds) == {"full_decode", "defaults", "defaults_before", "exact_decode", "one_frame"} and min(seconds.values()) > 0
+        assert set(seconds) == {"full_decode", "defaults", "defaults_before", "exact_decode", "one_candidate", "one_frame"} and min(seconds.values()) > 0
         for name, ratio in ratios.items():  # each printed ratio is its own timings' (a baseline swapped or inverted fails)
             assert ratio == pytest.approx(seconds[name] / seconds["full_decode"])
         # the defaults decode exactly what exact_decode does and then convert, flow and encode: never less time
         assert seconds["defaults"] > seconds["exact_decode"]
+        # one candidate's frames are a subset of the defaults' (its centre ones), with a third of the flows
+        assert seconds["defaults"] > seconds["one_candidate"]
 
 
 def test_prepare_defaults():
