@@ -11,7 +11,10 @@ quantised). A gap of 2 doubles the motion the flow sees against nearly the same 
 (prepare's default: ahead at night on validation, by less than the spread; BUILD_NOTES, real video).
 With `flow_average` = A > 1 the flow runs between the means of A frames centred on the kept frame and
 on its partner (clamped at the video's ends), so sensor noise new in every frame averages out: on
-the night copy of weizmann-dev at gap 2, A = 3 halves DIS's error on the static background.
+the night copy of weizmann-dev at gap 2, A = 3 halves DIS's error on the static background. With
+`frame_average` = F > 1 each stored frame (and partner) is the mean of F frames centred on it, the
+same averaging for the pixels the model sees (sensor noise falls by the square root of F, a moving
+edge blurs over F frames).
 
 Stored order, for segment t, candidate j and member p: position (t * K + j) * P + p.
 The model takes, per clip, one candidate of each segment with its members stacked on the channel
@@ -48,9 +51,10 @@ class ClipSpec:
     flow: bool = False
     next_gap: int = 1  # frames from a kept frame to its partner (with_next); 1: the next frame
     flow_average: int = 1  # frames averaged at each end of the flow (odd, with flow); 1: the two frames alone
+    frame_average: int = 1  # frames averaged into each stored frame and partner (odd); 1: the frame itself
 
     def __post_init__(self) -> None:
-        for name in ("num_frames", "height", "width", "candidates", "next_gap", "flow_average"):
+        for name in ("num_frames", "height", "width", "candidates", "next_gap", "flow_average", "frame_average"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -65,6 +69,8 @@ class ClipSpec:
             raise ValueError(f"flow_average must be odd (frames centred on each end of the flow), got {self.flow_average}")
         if self.flow_average != 1 and not self.flow:
             raise ValueError(f"flow_average {self.flow_average} needs flow: it is how many frames each end of the flow averages")
+        if self.frame_average % 2 == 0:
+            raise ValueError(f"frame_average must be odd (frames centred on each stored frame), got {self.frame_average}")
 
     @property
     def frames_per_step(self) -> int:
@@ -104,22 +110,27 @@ class ClipSpec:
             return kept
         return [i for k in kept for i in (k, min(k + self.next_gap, num_available - 1)) + ((k, k) if self.flow else ())]
 
-    def averaged(self, index: int, num_available: int) -> list[int]:
-        """The frames one end of a flow averages: flow_average frames centred on `index`, each
-        clamped to the video (so at an end the edge frame counts more than once)."""
-        half = self.flow_average // 2
+    def averaged(self, index: int, num_available: int, count: int | None = None) -> list[int]:
+        """The frames one end of a flow averages: `count` (default flow_average) frames centred on
+        `index`, each clamped to the video (so at an end the edge frame counts more than once)."""
+        half = (self.flow_average if count is None else count) // 2
         return [min(max(i, 0), num_available - 1) for i in range(index - half, index + half + 1)]
+
+    def frame_sources(self, index: int, num_available: int) -> list[int]:
+        """The frames a stored frame (or partner) at decoded index `index` is the mean of."""
+        return self.averaged(index, num_available, self.frame_average)
 
     def reads(self, num_available: int) -> list[int]:
         """Every decoded-frame index the stored images are made from, ascending, once each: the
-        plan's frames and, with flow_average > 1, the frames each flow averages."""
+        plan's frames, with flow_average > 1 the frames each flow averages, and with
+        frame_average > 1 the frames each stored frame averages."""
         plan = self.plan(num_available)
         wanted = set(plan)
-        if self.flow and self.flow_average > 1:
-            step = self.frames_per_step
-            for start in range(0, len(plan), step):
-                for end in plan[start:start + 2]:
-                    wanted.update(self.averaged(end, num_available))
+        for start in range(0, len(plan), self.frames_per_step):
+            for index in plan[start:start + (2 if self.with_next else 1)]:  # the frame, its partner
+                wanted.update(self.frame_sources(index, num_available))
+                if self.flow and self.flow_average > 1:
+                    wanted.update(self.averaged(index, num_available))
         return sorted(wanted)
 
     def to_dict(self) -> dict[str, Any]:

@@ -225,19 +225,38 @@ def read_clip(path: str, num_frames: int, height: int, width: int) -> Clip:
 
 def read_frames(path: str, plan_for: Callable[[int], list[int]], height: int, width: int) -> Clip:
     """Decode `path` and keep the frames `plan_for(frames it really holds)` names, in that order
-    (an index may repeat).
+    (an index may repeat): `decode_frames` stacked into a Clip."""
+    return decode_frames(path, plan_for, height, width).clip()
 
-    Frame-accurate: frame i of the clip is exactly decoded frame `indices[i]` (in display
-    order), bit for bit what a full sequential decode gives. The fast path (`sampler`) decodes
-    only what those frames need; a file it cannot vouch for (truncated, an index that promises
-    other frames than the data holds, odd timestamps) is decoded sequentially instead, and the
-    plan is made on the frames really decoded. Raises VideoError naming the file when there is no
-    decodable frame. A remote path (gs://...) is copied to a temporary local file first.
+
+@dataclasses.dataclass(frozen=True)
+class DecodedFrames:
+    """The frames a plan names, each once: frame_at maps a decoded-frame index to its model pixels
+    (uint8 [height, width, 3], RGB); plan is the plan made on the frames the video really holds."""
+
+    frame_at: Mapping[int, np.ndarray]
+    plan: tuple[int, ...]
+    frames_decoded: int
+    frame_rate: float
+
+    def clip(self) -> Clip:
+        return Clip(np.stack([self.frame_at[i] for i in self.plan]), self.plan, self.frames_decoded, self.frame_rate)
+
+
+def decode_frames(path: str, plan_for: Callable[[int], list[int]], height: int, width: int) -> DecodedFrames:
+    """Decode the frames `plan_for(frames `path` really holds)` names.
+
+    Frame-accurate: the frame at index i is exactly decoded frame i (in display order), bit for
+    bit what a full sequential decode gives. The fast path (`sampler`) decodes only what those
+    frames need; a file it cannot vouch for (truncated, an index that promises other frames than
+    the data holds, odd timestamps) is decoded sequentially instead, and the plan is made on the
+    frames really decoded. Raises VideoError naming the file when there is no decodable frame. A
+    remote path (gs://...) is copied to a temporary local file first.
     """
     if storage.is_remote(path):
         with storage.local_copy(path) as local:
             try:
-                return read_frames(local, plan_for, height, width)
+                return decode_frames(local, plan_for, height, width)
             except VideoError as e:
                 raise VideoError(str(e).replace(local, path)) from None
     with open_video(path) as container:  # opened once: the index, the shape and rate, the decode
@@ -246,8 +265,8 @@ def read_frames(path: str, plan_for: Callable[[int], list[int]], height: int, wi
         fast = sampler.read_planned(container, plan_for, _converter(stream, height, width))
     if fast is not None:
         kept, plan, decoded = fast
-        return Clip(np.stack([kept[i] for i in plan]), tuple(plan), decoded, rate)
-    return read_frames_sequential(path, plan_for, height, width)
+        return DecodedFrames(kept, tuple(plan), decoded, rate)
+    return decode_sequential(path, plan_for, height, width)
 
 
 def read_clip_sequential(path: str, num_frames: int, height: int, width: int) -> Clip:
@@ -256,7 +275,12 @@ def read_clip_sequential(path: str, num_frames: int, height: int, width: int) ->
 
 
 def read_frames_sequential(path: str, plan_for: Callable[[int], list[int]], height: int, width: int) -> Clip:
-    """read_frames by decoding every frame in order: the reference method, and the fallback."""
+    """read_frames by decoding every frame in order: the reference method."""
+    return decode_sequential(path, plan_for, height, width).clip()
+
+
+def decode_sequential(path: str, plan_for: Callable[[int], list[int]], height: int, width: int) -> DecodedFrames:
+    """decode_frames by decoding every frame in order: the reference method, and the fallback."""
     guess = _count_packets(path)
     with open_video(path) as container:
         stream = container.streams.video[0]
@@ -270,7 +294,7 @@ def read_frames_sequential(path: str, plan_for: Callable[[int], list[int]], heig
         kept, decoded_again = _collect(path, plan, convert)
         if decoded_again != decoded or not set(plan) <= kept.keys():
             raise VideoError(f"{path}: decoder gave {decoded} then {decoded_again} frames; unstable file")
-    return Clip(np.stack([kept[i] for i in plan]), tuple(plan), decoded, rate)
+    return DecodedFrames(kept, tuple(plan), decoded, rate)
 
 
 def encode_jpeg(frames, quality: int) -> list[bytes]:
@@ -301,21 +325,29 @@ def read_encoded_clip(job: tuple[str, ClipSpec]) -> EncodedClip:
     """prepare's (and predict's) per-video task: (path, spec) to the stored frames of the clip
     the spec describes, JPEG-encoded at its quality. Runs in a worker process."""
     path, spec = job
-    clip = read_frames(path, spec.reads, spec.height, spec.width)
-    n = clip.frames_decoded
-    jpegs = tuple(encode_jpeg(stored_images(dict(zip(clip.indices, clip.frames)), spec, n), spec.jpeg_quality))
-    return EncodedClip(jpegs, tuple(spec.plan(n)), n, clip.seconds)
+    decoded = decode_frames(path, spec.reads, spec.height, spec.width)
+    n = decoded.frames_decoded
+    jpegs = tuple(encode_jpeg(stored_images(decoded.frame_at, spec, n), spec.jpeg_quality))
+    return EncodedClip(jpegs, tuple(spec.plan(n)), n, n / decoded.frame_rate)
 
 
 def stored_images(frame_at: Mapping[int, np.ndarray], spec: ClipSpec, num_available: int) -> list[np.ndarray]:
     """The images a record stores, in spec.plan(num_available) order, from the frames spec.reads
-    names (`frame_at`: decoded index -> letterboxed RGB frame): the frames themselves, and with
-    spec.flow each time step's flow images (x, y: grey) from its frame to its partner (each end the
-    mean of spec.flow_average frames around it)."""
+    names (`frame_at`: decoded index -> letterboxed RGB frame): the frames themselves (each the
+    rounded mean of spec.frame_average frames around it), and with spec.flow each time step's flow
+    images (x, y: grey) from its frame to its partner (each end the mean of spec.flow_average
+    frames around it)."""
     plan = spec.plan(num_available)
-    images = [frame_at[i] for i in plan]
+    images = [_mean_frame([frame_at[j] for j in spec.frame_sources(i, num_available)]) for i in plan]
     if spec.flow:
         for start in range(0, len(images), spec.frames_per_step):
             ends = [[frame_at[i] for i in spec.averaged(plan[start + p], num_available)] for p in (0, 1)]
             images[start + 2], images[start + 3] = flow.flow_images(ends[0], ends[1], spec.next_gap)
     return images
+
+
+def _mean_frame(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """uint8 frames of one shape -> their rounded mean, uint8 (one frame: itself)."""
+    if len(frames) == 1:
+        return frames[0]
+    return np.rint(np.mean(np.stack(frames).astype(np.float32), axis=0)).astype(np.uint8)

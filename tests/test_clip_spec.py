@@ -51,7 +51,19 @@ def test_flow_average_reads_the_frames_around_each_end_clamped_to_the_video():
     assert plain.reads(20) == sorted(set(plain.plan(20)))  # one frame per end: the plan's frames, once each
 
 
+def test_frame_average_reads_the_frames_around_each_stored_frame_and_partner():
+    spec = ClipSpec(num_frames=2, with_next=True, next_gap=2, frame_average=3)
+    assert spec.plan(20) == [5, 7, 15, 17] and spec.frame_sources(5, 20) == [4, 5, 6] and spec.frame_sources(0, 20) == [0, 0, 1]
+    assert spec.reads(20) == [4, 5, 6, 7, 8, 14, 15, 16, 17, 18]
+    single = ClipSpec(num_frames=2, frame_average=5)  # no partner: only the kept frames' neighbours
+    assert single.reads(20) == [3, 4, 5, 6, 7, 13, 14, 15, 16, 17] and single.frame_sources(19, 20) == [17, 18, 19, 19, 19]
+    assert ClipSpec(num_frames=2, with_next=True, flow=True, flow_average=3, frame_average=5).reads(20) == list(range(3, 9)) + list(range(13, 19))
+    assert ClipSpec(num_frames=2).frame_sources(5, 20) == [5]
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    (dict(frame_average=2), "frame_average must be odd"),
+    (dict(frame_average=0), "frame_average must be an integer >= 1"),
     (dict(with_next=True, flow=True, flow_average=2), "flow_average must be odd"),
     (dict(with_next=True, flow_average=3), "flow_average 3 needs flow"),
     (dict(flow=True), "flow needs with_next"),
@@ -73,6 +85,8 @@ def test_dict_round_trip_refuses_unknown_fields():
     assert ClipSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "next_gap"}).next_gap == 1
     # and before flow_average existed each end of the flow was one frame
     assert ClipSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "flow_average"}).flow_average == 1
+    # and before frame_average existed each stored frame was one decoded frame
+    assert ClipSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "frame_average"}).frame_average == 1
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['frames'\]"):
         ClipSpec.from_dict({"frames": 3})
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -266,6 +267,31 @@ def test_folds_with_candidates_and_next_frames(video_tree, tmp_path):
     stored = records.decode_frames(parsed[records.FRAMES][0], clip.stored_frames, 24, 32).numpy()
     assert np.abs(stored.astype(int) - expected.astype(int)).mean() < 3  # JPEG q90
     assert verify.verify(str(tmp_path)) == []
+
+
+def test_frame_average_stores_each_frame_as_the_mean_of_the_frames_around_it(tmp_path):
+    from pipeline.frames import read_encoded_clip, read_frames_sequential, stored_images
+    from tests import videos
+
+    path = videos.write_h264(str(tmp_path / "noisy.mp4"), videos.flat_frames(30, noise=24))  # new noise in every frame
+    spec = ClipSpec(num_frames=3, height=48, width=64, with_next=True, next_gap=2, frame_average=3)
+    every = read_frames_sequential(path, lambda n: list(range(n)), 48, 64)
+    expected = stored_images(dict(enumerate(every.frames)), spec, every.frames_decoded)
+    stored = [cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR)[..., ::-1].astype(int) for j in read_encoded_clip((path, spec)).jpegs]
+    for position, index in enumerate(spec.plan(every.frames_decoded)):
+        assert np.abs(stored[position] - expected[position]).mean() < 4.5  # JPEG q90 of noise
+        assert stored[position].std() < 0.7 * every.frames[index].std()  # the noise of one frame over about sqrt(3)
+
+
+def test_stored_images_average_frame_average_frames_clamped_at_the_ends():
+    from pipeline.frames import stored_images
+
+    spec = ClipSpec(num_frames=2, height=2, width=2, with_next=True, next_gap=1, frame_average=3)
+    frame_at = {i: np.full((2, 2, 3), i * i, np.uint8) for i in range(10)}  # not linear: a mean shows
+    images = stored_images(frame_at, spec, 10)
+    assert spec.plan(10) == [2, 3, 7, 8]
+    assert [int(im[0, 0, 0]) for im in images] == [5, 10, 50, 65]  # (1+4+9)/3 = 4.67, (4+9+16)/3 = 9.67, ...
+    assert [int(im[0, 0, 0]) for im in stored_images(frame_at, ClipSpec(num_frames=1, height=2, width=2, frame_average=5), 2)] == [1]  # 0,0,1,1,1 -> 0.6
 
 
 @pytest.mark.parametrize("flow_average", [1, 3])
