@@ -338,7 +338,8 @@ def stored_images(frame_at: Mapping[int, np.ndarray], spec: ClipSpec, num_availa
     images (x, y: grey) from its frame to its partner (each end the mean of spec.flow_average
     frames around it)."""
     plan = spec.plan(num_available)
-    images = [_mean_frame([frame_at[j] for j in spec.frame_sources(i, num_available)]) for i in plan]
+    images = [_mean_frame([frame_at[j] for j in spec.frame_sources(i, num_available)]) if spec.member(p) in ("frame", "next") else None
+              for p, i in enumerate(plan)]  # the flow's places are filled below
     if spec.flow:
         for start in range(0, len(images), spec.frames_per_step):
             ends = [[frame_at[i] for i in spec.averaged(plan[start + p], num_available)] for p in (0, 1)]

@@ -69,6 +69,8 @@ MISTAKES = [
      "prepare: error: --flow_average must be odd (frames centred on each end of the flow), got 2 (--help lists the flags)"),
     (["-m", "pipeline.prepare", "--data_dir={empty}", "--output_dir=o", "--noflow", "--flow_average=3"], 2,
      "prepare: error: --flow_average 3 needs flow: it is how many frames each end of the flow averages (--help lists the flags)"),
+    (["-m", "pipeline.prepare", "--data_dir={empty}", "--output_dir=o", "--frame_average=4"], 2,
+     "prepare: error: --frame_average must be odd (frames centred on each stored frame), got 4 (--help lists the flags)"),
     (["-m", "pipeline.prepare", "--data_dir={empty}", "--output_dir=o", "--group_regex=("], 2,
      "prepare: error: flag --group_regex=(: not a regular expression with a capturing group (--help lists the flags)"),
     (["-m", "pipeline.predict", "--model=/nonexistent", "x.mp4"], 1, "predict: error: /nonexistent: not an export: no "
