@@ -27,6 +27,12 @@ import dataclasses
 from typing import Any, Mapping
 
 
+def _centred(index: int, count: int, num_available: int) -> list[int]:
+    """`count` (odd) frame indices centred on `index`, each clamped to [0, num_available)."""
+    half = count // 2
+    return [min(max(i, 0), num_available - 1) for i in range(index - half, index + half + 1)]
+
+
 def sample_indices(num_available: int, num_frames: int) -> list[int]:
     """Indices of `num_frames` frames spread evenly over `num_available` frames.
 
@@ -110,15 +116,15 @@ class ClipSpec:
             return kept
         return [i for k in kept for i in (k, min(k + self.next_gap, num_available - 1)) + ((k, k) if self.flow else ())]
 
-    def averaged(self, index: int, num_available: int, count: int | None = None) -> list[int]:
-        """The frames one end of a flow averages: `count` (default flow_average) frames centred on
-        `index`, each clamped to the video (so at an end the edge frame counts more than once)."""
-        half = (self.flow_average if count is None else count) // 2
-        return [min(max(i, 0), num_available - 1) for i in range(index - half, index + half + 1)]
+    def averaged(self, index: int, num_available: int) -> list[int]:
+        """The frames one end of a flow averages: flow_average frames centred on `index`, each
+        clamped to the video (so at an end the edge frame counts more than once)."""
+        return _centred(index, self.flow_average, num_available)
 
     def frame_sources(self, index: int, num_available: int) -> list[int]:
-        """The frames a stored frame (or partner) at decoded index `index` is the mean of."""
-        return self.averaged(index, num_available, self.frame_average)
+        """The frames a stored frame (or partner) at decoded index `index` is the mean of:
+        frame_average frames centred on it, clamped like `averaged`."""
+        return _centred(index, self.frame_average, num_available)
 
     def reads(self, num_available: int) -> list[int]:
         """Every decoded-frame index the stored images are made from, ascending, once each: the
@@ -129,7 +135,7 @@ class ClipSpec:
         for start in range(0, len(plan), self.frames_per_step):
             for index in plan[start:start + (2 if self.with_next else 1)]:  # the frame, its partner
                 wanted.update(self.frame_sources(index, num_available))
-                if self.flow and self.flow_average > 1:
+                if self.flow:
                     wanted.update(self.averaged(index, num_available))
         return sorted(wanted)
 

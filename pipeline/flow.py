@@ -33,12 +33,17 @@ def bound(width: int, gap: int = 1) -> float:
     return BOUND_FRACTION * width * gap
 
 
+def mean_image(images: Sequence[np.ndarray]) -> np.ndarray:
+    """uint8 images of one shape -> their mean, rounded, uint8 (one image: itself). The flow's
+    averaged ends and ClipSpec.frame_average's stored frames are both this mean."""
+    if len(images) == 1:
+        return images[0]
+    return np.rint(np.mean(np.stack(images).astype(np.float32), axis=0)).astype(np.uint8)
+
+
 def _grey(frames: Sequence[np.ndarray]) -> np.ndarray:
     """uint8 RGB [H, W, 3] frames -> their mean grey image, uint8 [H, W] (rounded)."""
-    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-    if len(grey) == 1:
-        return grey[0]
-    return np.rint(np.mean(np.stack(grey).astype(np.float32), axis=0)).astype(np.uint8)
+    return mean_image([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
 
 
 def flow_images(start: Sequence[np.ndarray], end: Sequence[np.ndarray], gap: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -338,17 +338,11 @@ def stored_images(frame_at: Mapping[int, np.ndarray], spec: ClipSpec, num_availa
     images (x, y: grey) from its frame to its partner (each end the mean of spec.flow_average
     frames around it)."""
     plan = spec.plan(num_available)
-    images = [_mean_frame([frame_at[j] for j in spec.frame_sources(i, num_available)]) if spec.member(p) in ("frame", "next") else None
-              for p, i in enumerate(plan)]  # the flow's places are filled below
+    pictures = {"frame", "next"}  # the flow's places are filled below
+    images = [flow.mean_image([frame_at[j] for j in spec.frame_sources(i, num_available)]) if spec.member(p) in pictures else None
+              for p, i in enumerate(plan)]
     if spec.flow:
         for start in range(0, len(images), spec.frames_per_step):
             ends = [[frame_at[i] for i in spec.averaged(plan[start + p], num_available)] for p in (0, 1)]
             images[start + 2], images[start + 3] = flow.flow_images(ends[0], ends[1], spec.next_gap)
     return images
-
-
-def _mean_frame(frames: Sequence[np.ndarray]) -> np.ndarray:
-    """uint8 frames of one shape -> their rounded mean, uint8 (one frame: itself)."""
-    if len(frames) == 1:
-        return frames[0]
-    return np.rint(np.mean(np.stack(frames).astype(np.float32), axis=0)).astype(np.uint8)
