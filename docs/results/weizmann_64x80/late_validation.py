@@ -36,17 +36,17 @@ def show(run_dir: str) -> dict[str, list[float]]:
     return table
 
 
-def print_row(key: str, values: list[float]) -> None:
-    """One figure per fold: its mean ± sample sd, then each fold's."""
+def print_row(key: str, values: list[float], places: int = 2) -> None:
+    """One figure per fold (or run): its mean ± sample sd, then each one's to `places` decimals."""
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    print(f"  {key:16s} {statistics.mean(values):.3f} ± {spread:.3f}  " + " ".join(f"{v:.2f}" for v in values))
+    print(f"  {key:16s} {statistics.mean(values):.3f} ± {spread:.3f}  " + " ".join(f"{v:.{places}f}" for v in values))
 
 
-def print_paired(label: str, first: list[float], second: list[float]) -> None:
-    """The per-fold differences second - first: mean ± sd, and on how many folds each way."""
+def print_paired(label: str, first: list[float], second: list[float], unit: str = "folds") -> None:
+    """The per-fold (or per-seed) differences second - first: mean ± sd, and on how many each way."""
     diff = [b - a for a, b in zip(first, second)]
     print(f"{label}: {statistics.mean(diff):+.3f} ± {statistics.stdev(diff):.3f}, "
-          f"ahead on {sum(d > 1e-9 for d in diff)}, behind on {sum(d < -1e-9 for d in diff)} of {len(diff)} folds")
+          f"ahead on {sum(d > 1e-9 for d in diff)}, behind on {sum(d < -1e-9 for d in diff)} of {len(diff)} {unit}")
 
 
 if __name__ == "__main__":
